@@ -1,0 +1,73 @@
+"""The `erx` command: serve, migrate, keys, catalogue and demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from eprescribe.cli import admin_app, drugs_app
+from erx.demo_cli import demo_app
+from erx.settings import get_settings
+
+app = typer.Typer(help="National e-prescription and pharmacy interconnection system.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Signing keys of the national system.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(drugs_app, name="drugs")
+app.add_typer(admin_app, name="admin")
+app.add_typer(demo_app, name="demo")
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="Load demo data once and write demo-credentials.json")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+) -> None:
+    """Apply pending migrations, then serve the three services on one port."""
+    import uvicorn
+
+    from erx.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings)
+    if demo:
+        from erx.demo import load_demo_sync
+
+        path = load_demo_sync(settings)
+        console.print(f"[green]Demo data ready[/]; credentials in [bold]{path}[/]")
+    console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "erx.app:create_app", factory=True, host=host, port=port,
+        workers=workers if not settings.is_sqlite else 1, proxy_headers=True, log_level="info",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
+    """Apply pending migrations."""
+    from erx.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings, revision)
+    console.print(f"[green]Database at {revision}[/] ({settings.resolved_database_url.split('@')[-1]})")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; older keys keep verifying until removed from the data directory."""
+    from erx.security import KeyRing
+
+    settings = get_settings()
+    if settings.signing_key is not None:
+        console.print("[red]Keys come from ERX_SIGNING_KEY; rotate them there.[/]")
+        raise typer.Exit(code=1)
+    key_dir = settings.data_dir / "keys"
+    key_dir.mkdir(parents=True, exist_ok=True)
+    path = KeyRing.rotate(key_dir)
+    console.print(f"New signing key: {path}. Restart the services to sign with it.")

@@ -1,0 +1,97 @@
+"""`erx demo ...`: try every flow without writing code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from erx.settings import get_settings
+
+demo_app = typer.Typer(help="Demo data and walk-throughs.", no_args_is_help=True)
+console = Console()
+
+
+@demo_app.command("load")
+def load() -> None:
+    """Load demo data once and write demo-credentials.json into the data directory."""
+    from erx.demo import load_demo_sync
+    from erx.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings)
+    console.print(f"[green]Demo credentials:[/] {load_demo_sync(settings)}")
+
+
+async def _prescribe(client: httpx.AsyncClient, credentials: dict[str, Any], kind: str) -> dict[str, Any]:
+    from erx.demo import demo_prescription
+
+    demo = demo_prescription(credentials, kind)
+    facility = next(f for f in credentials["facilities"] if f["facility_code"] == demo.facility_code)
+    token = await client.post("/api/v1/auth/token", data={
+        "grant_type": "client_credentials", "client_id": facility["facility_code"],
+        "client_secret": facility["client_secret"]})
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    created = await client.post("/api/v1/prescriptions", json={"jws": demo.jws}, headers=headers)
+    if created.status_code != 201:
+        console.print(Panel(json.dumps(created.json(), ensure_ascii=False, indent=2), title=f"Refused ({created.status_code})"))
+        raise typer.Exit(code=1)
+    code = created.json()["code"]
+    record = await client.get(f"/api/v1/prescriptions/{code}", headers=headers)
+    record.raise_for_status()
+    result: dict[str, Any] = record.json()
+    return result
+
+
+@demo_app.command("prescribe")
+def prescribe(
+    url: Annotated[str, typer.Option(help="A running `erx serve`; when nothing answers, the app runs in-process")] = "http://127.0.0.1:8000",
+    kind: Annotated[str, typer.Option(help="c, h or n")] = "c",
+) -> None:
+    """Sign and submit a realistic prescription as a demo prescriber; show code, status and QR."""
+    from eprescribe.qr import terminal
+    from erx.demo import credentials_path, load_demo_sync
+    from erx.migrate import upgrade
+
+    settings = get_settings()
+    path = credentials_path(settings)
+
+    async def run() -> dict[str, Any]:
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                await client.get("/healthz")
+                if not path.exists():
+                    console.print(f"[red]{path} is missing: start the server with --demo first[/]")
+                    raise typer.Exit(code=1)
+                return await _prescribe(client, json.loads(path.read_text()), kind)
+        except httpx.ConnectError:
+            console.print(f"[yellow]Nothing answers at {url}; running the app in-process.[/]")
+        upgrade(settings)
+        load_demo_sync(settings)
+        from erx.app import create_app
+
+        app = create_app(settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://erx.local") as client:
+            try:
+                return await _prescribe(client, json.loads(path.read_text()), kind)
+            finally:
+                await app.state.runtime.database.dispose()
+
+    record = asyncio.run(run())
+    table = Table("line", "drug", "quantity", "days", "remaining", title=f"Đơn thuốc {record['code']}")
+    for item in record["items"]:
+        table.add_row(str(item["line_no"]), f"{item['active_ingredient']} {item['strength']} ({item['dosage_form']})",
+                      f"{item['quantity']} {item['unit']}", str(item["days_supply"]), str(item["remaining"]))
+    console.print(Panel.fit(
+        f"[bold]Code:[/] {record['code']}\n[bold]Status:[/] {record['status']}\n"
+        f"[bold]Valid until:[/] {record['valid_until']}\n[bold]Patient:[/] {record['patient']['full_name']}\n"
+        f"[bold]Prescriber:[/] {record['prescriber_name']}", title="Prescription accepted"))
+    console.print(table)
+    console.print(terminal(record["qr_text"]))

@@ -1,0 +1,15 @@
+"""Import every table module so the metadata is complete (for Alembic and tooling)."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def load_all_models() -> MetaData:
+    import eprescribe.models
+    import erx.audit
+    import erx.idempotency  # noqa: F401
+
+    from erx.database import metadata
+
+    return metadata
