@@ -66,10 +66,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """All three services in one process (what `erx serve` runs)."""
     from eprescribe.api import router as core_router
     from pharmacy_gateway.api import router as gateway_router
+    from pharmacy_gateway.prices_api import router as prices_router
     from price_portal.api import router as portal_router
 
     return build_app(
-        [core_router, gateway_router, portal_router],
+        [core_router, gateway_router, prices_router, portal_router],
         title="Hệ thống đơn thuốc điện tử quốc gia / National e-prescription system",
         settings=settings,
         runtime=runtime,
