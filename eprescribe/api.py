@@ -25,6 +25,7 @@ from eprescribe.schemas import (
     PharmacyCreated,
     PrescriberCreate,
     PrescriberCreated,
+    PrescriberKey,
     PrescriptionCreated,
     PrescriptionSubmit,
     PrescriptionView,
@@ -83,6 +84,13 @@ async def create_pharmacy(body: PharmacyCreate, _: CurrentAdmin, session: Sessio
     return PharmacyCreated(connection_code=pharmacy.connection_code, client_secret=secret)
 
 
+@router.post("/api/v1/pharmacies/{connection_code}/rotate-secret", response_model=SecretRotated, tags=["registry"], responses=ERRORS)
+async def rotate_pharmacy_secret(connection_code: str, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) -> SecretRotated:
+    """Issue a new secret; tokens issued under the old one fail at once."""
+    pharmacy, secret = await service.rotate_pharmacy_secret(session, runtime.hasher, connection_code)
+    return SecretRotated(connection_code=pharmacy.connection_code, client_secret=secret)
+
+
 @router.post("/api/v1/pharmacies/{connection_code}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
 async def change_pharmacy_status(
     connection_code: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
@@ -92,11 +100,29 @@ async def change_pharmacy_status(
     return ClientStatusView(connection_code=pharmacy.connection_code, status=pharmacy.status)
 
 
-@router.post("/api/v1/pharmacies/{connection_code}/rotate-secret", response_model=SecretRotated, tags=["registry"], responses=ERRORS)
-async def rotate_pharmacy_secret(connection_code: str, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) -> SecretRotated:
-    """Issue a new secret; tokens issued under the old one fail at once."""
-    pharmacy, secret = await service.rotate_pharmacy_secret(session, runtime.hasher, connection_code)
-    return SecretRotated(connection_code=pharmacy.connection_code, client_secret=secret)
+@router.post("/api/v1/facilities/{facility_code}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
+async def change_facility_status(
+    facility_code: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
+) -> ClientStatusView:
+    """Suspend, reinstate or revoke a facility; its tokens stop working on the next request."""
+    facility = await service.change_client_status(session, "facility", facility_code, action)
+    return ClientStatusView(connection_code=facility_code.upper(), status=facility.status)
+
+
+@router.post("/api/v1/prescribers/{prescriber_id}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
+async def change_prescriber_status(
+    prescriber_id: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
+) -> ClientStatusView:
+    """Suspend, reinstate or revoke a prescriber; their signatures are refused from now on."""
+    prescriber = await service.change_client_status(session, "prescriber", prescriber_id, action)
+    return ClientStatusView(connection_code=prescriber_id.upper(), status=prescriber.status)
+
+
+@router.put("/api/v1/prescribers/{prescriber_id}/key", response_model=PrescriberCreated, tags=["registry"], responses=ERRORS)
+async def replace_prescriber_key(prescriber_id: str, body: PrescriberKey, _: CurrentAdmin, session: SessionDep) -> PrescriberCreated:
+    """Register a prescriber's new public key (new device or browser); the old one stops verifying."""
+    prescriber = await service.replace_prescriber_key(session, prescriber_id, body.public_jwk)
+    return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
 
 
 @router.post("/api/v1/drugs", status_code=201, response_model=DrugPublic, tags=["catalogue"], responses=ERRORS)

@@ -65,6 +65,10 @@ class PrescriberCreate(Strict):
     controlled_allowed: bool = False
 
 
+class PrescriberKey(Strict):
+    public_jwk: dict[str, Any]
+
+
 class PrescriberCreated(BaseModel):
     prescriber_id: str
 

@@ -250,15 +250,30 @@ PHARMACY_TRANSITIONS = {
 }
 
 
-async def change_pharmacy_status(session: AsyncSession, connection_code: str, action: str) -> Pharmacy:
-    pharmacy = await repository.get_pharmacy(session, connection_code.upper())
-    if pharmacy is None:
-        raise NotFound(f"No pharmacy with connection code {connection_code}")
+async def change_client_status(
+    session: AsyncSession, kind: str, client_code: str, action: str
+) -> Facility | Prescriber | Pharmacy:
+    """Suspend, reinstate or revoke a facility, prescriber or pharmacy; effective at once."""
+    client: Facility | Prescriber | Pharmacy | None
+    if kind == "facility":
+        client = await repository.get_facility(session, client_code.upper())
+    elif kind == "prescriber":
+        client = await repository.get_prescriber(session, client_code.upper())
+    else:
+        client = await repository.get_pharmacy(session, client_code.upper())
+    if client is None:
+        raise NotFound(f"No {kind} {client_code}")
     allowed_from, target = PHARMACY_TRANSITIONS[action]
-    if pharmacy.status not in allowed_from:
-        raise Conflict(f"A {pharmacy.status} pharmacy cannot be {target}")
-    pharmacy.status = target
+    if client.status not in allowed_from:
+        raise Conflict(f"A {client.status} {kind} cannot be {target}")
+    client.status = target
     await session.flush()
+    return client
+
+
+async def change_pharmacy_status(session: AsyncSession, connection_code: str, action: str) -> Pharmacy:
+    pharmacy = await change_client_status(session, "pharmacy", connection_code, action)
+    assert isinstance(pharmacy, Pharmacy)
     return pharmacy
 
 
@@ -809,7 +824,7 @@ async def _owned(
             # Another facility tried: the owner and the patient get to see that attempt.
             await audit.record_access(session, prescription_code=code, actor_kind="facility",
                                       actor_code=facility.facility_code, action=f"{action}_denied",
-                                      client_address=address)
+                                      client_address=address, durable=True)
         raise PrescriptionNotFound(code)
     return prescription
 

@@ -8,7 +8,7 @@ from sqlalchemy import Column, Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
-from erx.database import UTCDateTime, bigint_pk, utcnow
+from erx.database import UTCDateTime, bigint_pk, on_rollback, utcnow
 
 
 class AccessLogEntry(SQLModel, table=True):
@@ -33,19 +33,29 @@ async def record_access(
     action: str,
     client_address: str | None = None,
     at: datetime | None = None,
+    durable: bool = False,
 ) -> None:
-    """Add one entry to the log in the caller's transaction."""
-    session.add(
-        AccessLogEntry(
-            at=at or utcnow(),
-            prescription_code=prescription_code,
-            actor_kind=actor_kind,
-            actor_code=actor_code,
-            action=action,
-            client_address=client_address,
-        )
-    )
+    """Add one entry to the log in the caller's transaction.
+
+    `durable=True` keeps the entry even when the request is refused and its transaction rolls
+    back (a denied read, an unknown code): it is then written again in a transaction of its own.
+    """
+    values = {
+        "at": at or utcnow(),
+        "prescription_code": prescription_code,
+        "actor_kind": actor_kind,
+        "actor_code": actor_code,
+        "action": action,
+        "client_address": client_address,
+    }
+    session.add(AccessLogEntry(**values))
     await session.flush()
+    if durable:
+
+        async def rewrite(fresh: AsyncSession) -> None:
+            fresh.add(AccessLogEntry(**values))
+
+        on_rollback(session, rewrite)
 
 
 async def record_access_durably(
@@ -57,7 +67,11 @@ async def record_access_durably(
     action: str,
     client_address: str | None = None,
 ) -> None:
-    """Write an entry in its own transaction, for refused requests whose own one rolls back."""
+    """Write an entry in its own transaction, outside any request.
+
+    Inside a request use `record_access(..., durable=True)`: on SQLite a second transaction
+    opened during the request's own would wait forever on the request's write lock.
+    """
     async with sessionmaker() as session, session.begin():
         await record_access(
             session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -118,11 +118,40 @@ class Database:
         await self.engine.dispose()
 
 
+RollbackWork = Callable[[AsyncSession], Awaitable[None]]
+
+
+def on_rollback(session: AsyncSession, work: RollbackWork) -> None:
+    """Run `work` in a fresh transaction if this session's transaction rolls back.
+
+    A refused request must leave no trace of its changes, yet some facts about it must stay:
+    an access-log entry, a failed guess for throttling. They are written after the rollback (on
+    SQLite a second transaction during the first would wait on its own write lock).
+    """
+    session.info.setdefault("on_rollback", []).append(work)
+
+
+async def run_in_transaction(database: Database, works: list[RollbackWork]) -> None:
+    async with database.sessionmaker() as session, session.begin():
+        for work in works:
+            await work(session)
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Open one transaction per request: commit when the route returns, roll back on error."""
-    database: Database = request.app.state.database
-    async with database.sessionmaker() as session, session.begin():
-        yield session
+    database: Database = request.app.state.runtime.database
+    session = database.sessionmaker()
+    try:
+        async with session.begin():
+            yield session
+    except BaseException:
+        pending: list[RollbackWork] = session.info.pop("on_rollback", [])
+        await session.close()
+        if pending:
+            await run_in_transaction(database, pending)
+        raise
+    finally:
+        await session.close()
 
 
 # scope="function" commits before the response is sent, so a 201 is never followed by a
