@@ -18,7 +18,7 @@ from rich.table import Table
 import bench
 from bench.harness import BenchOptions, Row, start_postgres, start_server, stop_server
 
-console = Console()
+console = Console(width=140)
 cli = typer.Typer(add_completion=False)
 
 

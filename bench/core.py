@@ -15,9 +15,9 @@ async def prescribe(server: BenchServer, options: BenchOptions) -> list[Row]:
     jobs = []
     for i in range(options.requests):
         w = worlds[i % len(worlds)]
-        jobs.append((w.facility, w.prescriber.sign(payload_for(w))))
+        jobs.append((w.facility, w.prescriber.sign(payload_for(w, notes=f"bench {i}"))))
     # Warm up connections and caches.
-    await asyncio.gather(*(api.submit(w.facility, w.prescriber.sign(payload_for(w))) for w in worlds))
+    await asyncio.gather(*(api.submit(w.facility, w.prescriber.sign(payload_for(w, notes="warm-up"))) for w in worlds))
 
     async def call(i: int) -> bool:
         facility, jws_text = jobs[i]

@@ -65,12 +65,16 @@ def build_app(
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """All three services in one process (what `erx serve` runs)."""
     from eprescribe.api import router as core_router
+    from eprescribe.console import router as prescriber_console
+    from eprescribe.patient_view import router as patient_view
     from pharmacy_gateway.api import router as gateway_router
+    from pharmacy_gateway.console import router as pharmacist_console
     from pharmacy_gateway.prices_api import router as prices_router
     from price_portal.api import router as portal_router
 
     return build_app(
-        [core_router, gateway_router, prices_router, portal_router],
+        [core_router, prescriber_console, patient_view, gateway_router, prices_router,
+         pharmacist_console, portal_router],
         title="Hệ thống đơn thuốc điện tử quốc gia / National e-prescription system",
         settings=settings,
         runtime=runtime,
