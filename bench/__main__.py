@@ -68,8 +68,17 @@ def main(
     for column in ("scenario", "requests", "conc.", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "note"):
         table.add_column(column, justify="right" if column not in ("scenario", "note") else "left")
     for r in rows:
-        table.add_row(r.scenario, str(r.requests), str(r.concurrency), f"{r.per_second:,.0f}",
-                      f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}", f"{r.p99_ms:.1f}", str(r.errors), r.note)
+        table.add_row(
+            r.scenario,
+            str(r.requests),
+            str(r.concurrency),
+            f"{r.per_second:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p95_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.errors),
+            r.note,
+        )
     console.print(table)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)

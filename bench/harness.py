@@ -100,8 +100,17 @@ class BenchServer:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-        return Row(name, requests, concurrency, elapsed, statistics.median(latencies) if latencies else 0,
-                   percentile(latencies, 0.95), percentile(latencies, 0.99), errors, note)
+        return Row(
+            name,
+            requests,
+            concurrency,
+            elapsed,
+            statistics.median(latencies) if latencies else 0,
+            percentile(latencies, 0.95),
+            percentile(latencies, 0.99),
+            errors,
+            note,
+        )
 
 
 async def start_server(cluster: Cluster, *, workers: int = 1) -> BenchServer:
@@ -112,8 +121,9 @@ async def start_server(cluster: Cluster, *, workers: int = 1) -> BenchServer:
     admin_id, admin_secret = "bench-admin", secrets.token_urlsafe(24)
     runtime = Runtime.build(settings)  # also generates the signing key the server will read
     async with runtime.database.sessionmaker() as session, session.begin():
-        await registry.create_admin_client(session, runtime.hasher, name="bench", client_id=admin_id,
-                                           secret=admin_secret)
+        await registry.create_admin_client(
+            session, runtime.hasher, name="bench", client_id=admin_id, secret=admin_secret
+        )
     await runtime.database.dispose()
 
     import socket
@@ -122,14 +132,29 @@ async def start_server(cluster: Cluster, *, workers: int = 1) -> BenchServer:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": url, "ERX_DATA_DIR": str(data_dir), "ERX_DATABASE_POOL_SIZE": "20"}
-    process = subprocess.Popen(  # noqa: S603 - our own server on loopback
-        [sys.executable, "-m", "uvicorn", "erx.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+    process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own server on loopback, started once
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "erx.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
-    client = httpx.AsyncClient(base_url=base_url, timeout=60,
-                               limits=httpx.Limits(max_connections=256, max_keepalive_connections=256))
+    client = httpx.AsyncClient(
+        base_url=base_url, timeout=60, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    )
     for _ in range(200):
         try:
             if (await client.get("/readyz")).status_code == 200:

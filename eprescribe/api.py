@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -39,8 +39,8 @@ from erx.runtime import RuntimeDep, client_address
 from erx.security import ClientKind
 
 router = APIRouter()
-PROBLEM = {"content": {PROBLEM_JSON: {}}}
-ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {code: PROBLEM for code in (400, 401, 403, 404, 409, 422)}
 
 
 @router.post("/api/v1/auth/token", response_model=TokenResponse, tags=["credentials"], responses=ERRORS)
@@ -63,69 +63,125 @@ async def issue_token(
 # ---- registry -----------------------------------------------------------------------------
 
 
-@router.post("/api/v1/facilities", status_code=201, response_model=FacilityCreated, tags=["registry"], responses=ERRORS)
-async def create_facility(body: FacilityCreate, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) -> FacilityCreated:
+@router.post(
+    "/api/v1/facilities", status_code=201, response_model=FacilityCreated, tags=["registry"], responses=ERRORS
+)
+async def create_facility(
+    body: FacilityCreate, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> FacilityCreated:
     """Register a facility; its secret is shown only in this answer."""
     facility, secret = await service.register_facility(session, runtime.hasher, body)
     return FacilityCreated(facility_code=facility.facility_code, client_secret=secret)
 
 
-@router.post("/api/v1/prescribers", status_code=201, response_model=PrescriberCreated, tags=["registry"], responses=ERRORS)
-async def create_prescriber(body: PrescriberCreate, _: CurrentAdmin, session: SessionDep) -> PrescriberCreated:
+@router.post(
+    "/api/v1/prescribers",
+    status_code=201,
+    response_model=PrescriberCreated,
+    tags=["registry"],
+    responses=ERRORS,
+)
+async def create_prescriber(
+    body: PrescriberCreate, _: CurrentAdmin, session: SessionDep
+) -> PrescriberCreated:
     """Register a prescriber with the EC P-256 public key that verifies their signatures."""
     prescriber = await service.register_prescriber(session, body)
     return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
 
 
-@router.post("/api/v1/pharmacies", status_code=201, response_model=PharmacyCreated, tags=["registry"], responses=ERRORS)
-async def create_pharmacy(body: PharmacyCreate, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) -> PharmacyCreated:
+@router.post(
+    "/api/v1/pharmacies", status_code=201, response_model=PharmacyCreated, tags=["registry"], responses=ERRORS
+)
+async def create_pharmacy(
+    body: PharmacyCreate, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> PharmacyCreated:
     """Register a pharmacy outlet and issue its connection code and secret."""
     pharmacy, secret = await service.register_pharmacy(session, runtime.hasher, body)
     return PharmacyCreated(connection_code=pharmacy.connection_code, client_secret=secret)
 
 
-@router.post("/api/v1/pharmacies/{connection_code}/rotate-secret", response_model=SecretRotated, tags=["registry"], responses=ERRORS)
-async def rotate_pharmacy_secret(connection_code: str, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep) -> SecretRotated:
+@router.post(
+    "/api/v1/pharmacies/{connection_code}/rotate-secret",
+    response_model=SecretRotated,
+    tags=["registry"],
+    responses=ERRORS,
+)
+async def rotate_pharmacy_secret(
+    connection_code: str, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> SecretRotated:
     """Issue a new secret; tokens issued under the old one fail at once."""
     pharmacy, secret = await service.rotate_pharmacy_secret(session, runtime.hasher, connection_code)
     return SecretRotated(connection_code=pharmacy.connection_code, client_secret=secret)
 
 
-@router.post("/api/v1/pharmacies/{connection_code}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
+@router.post(
+    "/api/v1/pharmacies/{connection_code}/{action}",
+    response_model=ClientStatusView,
+    tags=["registry"],
+    responses=ERRORS,
+)
 async def change_pharmacy_status(
-    connection_code: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
+    connection_code: str,
+    action: Literal["suspend", "reinstate", "revoke"],
+    _: CurrentAdmin,
+    session: SessionDep,
 ) -> ClientStatusView:
     """Suspend, reinstate or revoke an outlet; its tokens stop working on the next request."""
     pharmacy = await service.change_pharmacy_status(session, connection_code, action)
     return ClientStatusView(connection_code=pharmacy.connection_code, status=pharmacy.status)
 
 
-@router.post("/api/v1/facilities/{facility_code}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
+@router.post(
+    "/api/v1/facilities/{facility_code}/{action}",
+    response_model=ClientStatusView,
+    tags=["registry"],
+    responses=ERRORS,
+)
 async def change_facility_status(
-    facility_code: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
+    facility_code: str,
+    action: Literal["suspend", "reinstate", "revoke"],
+    _: CurrentAdmin,
+    session: SessionDep,
 ) -> ClientStatusView:
     """Suspend, reinstate or revoke a facility; its tokens stop working on the next request."""
     facility = await service.change_client_status(session, "facility", facility_code, action)
     return ClientStatusView(connection_code=facility_code.upper(), status=facility.status)
 
 
-@router.post("/api/v1/prescribers/{prescriber_id}/{action}", response_model=ClientStatusView, tags=["registry"], responses=ERRORS)
+@router.post(
+    "/api/v1/prescribers/{prescriber_id}/{action}",
+    response_model=ClientStatusView,
+    tags=["registry"],
+    responses=ERRORS,
+)
 async def change_prescriber_status(
-    prescriber_id: str, action: Literal["suspend", "reinstate", "revoke"], _: CurrentAdmin, session: SessionDep
+    prescriber_id: str,
+    action: Literal["suspend", "reinstate", "revoke"],
+    _: CurrentAdmin,
+    session: SessionDep,
 ) -> ClientStatusView:
     """Suspend, reinstate or revoke a prescriber; their signatures are refused from now on."""
     prescriber = await service.change_client_status(session, "prescriber", prescriber_id, action)
     return ClientStatusView(connection_code=prescriber_id.upper(), status=prescriber.status)
 
 
-@router.put("/api/v1/prescribers/{prescriber_id}/key", response_model=PrescriberCreated, tags=["registry"], responses=ERRORS)
-async def replace_prescriber_key(prescriber_id: str, body: PrescriberKey, _: CurrentAdmin, session: SessionDep) -> PrescriberCreated:
+@router.put(
+    "/api/v1/prescribers/{prescriber_id}/key",
+    response_model=PrescriberCreated,
+    tags=["registry"],
+    responses=ERRORS,
+)
+async def replace_prescriber_key(
+    prescriber_id: str, body: PrescriberKey, _: CurrentAdmin, session: SessionDep
+) -> PrescriberCreated:
     """Register a prescriber's new public key (new device or browser); the old one stops verifying."""
     prescriber = await service.replace_prescriber_key(session, prescriber_id, body.public_jwk)
     return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
 
 
-@router.post("/api/v1/drugs", status_code=201, response_model=DrugPublic, tags=["catalogue"], responses=ERRORS)
+@router.post(
+    "/api/v1/drugs", status_code=201, response_model=DrugPublic, tags=["catalogue"], responses=ERRORS
+)
 async def create_drug(body: DrugCreate, _: CurrentAdmin, session: SessionDep) -> DrugPublic:
     """Add a product to the national catalogue."""
     drug = await service.add_drug(session, body)
@@ -137,7 +193,8 @@ async def search_drugs(
     session: SessionDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[
-        Literal["normal", "narcotic", "psychotropic", "precursor", "traditional", "supplement"] | None, Query()
+        Literal["normal", "narcotic", "psychotropic", "precursor", "traditional", "supplement"] | None,
+        Query(),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -150,7 +207,13 @@ async def search_drugs(
 # ---- prescriptions ---------------------------------------------------------------------
 
 
-@router.post("/api/v1/prescriptions", status_code=201, response_model=PrescriptionCreated, tags=["prescriptions"], responses=ERRORS)
+@router.post(
+    "/api/v1/prescriptions",
+    status_code=201,
+    response_model=PrescriptionCreated,
+    tags=["prescriptions"],
+    responses=ERRORS,
+)
 async def submit_prescription(
     body: PrescriptionSubmit,
     request: Request,
@@ -161,8 +224,12 @@ async def submit_prescription(
 ) -> JSONResponse:
     """Store a prescription signed (ES256 JWS) by a prescriber of this facility."""
     outcome = await service.submit_prescription(
-        session, runtime, facility=facility, compact_jws=body.jws,
-        idempotency_key=idempotency_key, base_url=str(request.base_url),
+        session,
+        runtime,
+        facility=facility,
+        compact_jws=body.jws,
+        idempotency_key=idempotency_key,
+        base_url=str(request.base_url),
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -205,34 +272,59 @@ def _view(record: service.PrescriptionRecord, base_url: str) -> PrescriptionView
     )
 
 
-@router.get("/api/v1/prescriptions/{code}", response_model=PrescriptionView, tags=["prescriptions"], responses=ERRORS)
-async def read_prescription(code: str, request: Request, facility: CurrentFacility, session: SessionDep) -> PrescriptionView:
+@router.get(
+    "/api/v1/prescriptions/{code}", response_model=PrescriptionView, tags=["prescriptions"], responses=ERRORS
+)
+async def read_prescription(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> PrescriptionView:
     """Read a prescription this facility issued, with dispensed and remaining per line."""
     record = await service.read_for_facility(session, facility, code, address=client_address(request))
     return _view(record, str(request.base_url))
 
 
-async def _qr(code: str, request: Request, facility: CurrentFacility, session: SessionDep, fmt: str) -> Response:
-    record = await service.read_for_facility(session, facility, code, action=f"qr_{fmt}", address=client_address(request))
+async def _qr(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep, fmt: str
+) -> Response:
+    record = await service.read_for_facility(
+        session, facility, code, action=f"qr_{fmt}", address=client_address(request)
+    )
     text = record.prescription.qr_text
     if fmt == "png":
         return Response(await asyncio.to_thread(qr.png, text), media_type="image/png")
     return Response(await asyncio.to_thread(qr.svg, text), media_type="image/svg+xml")
 
 
-@router.get("/api/v1/prescriptions/{code}/qr.png", tags=["prescriptions"], responses={200: {"content": {"image/png": {}}}, **ERRORS})
-async def prescription_qr_png(code: str, request: Request, facility: CurrentFacility, session: SessionDep) -> Response:
+@router.get(
+    "/api/v1/prescriptions/{code}/qr.png",
+    tags=["prescriptions"],
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+)
+async def prescription_qr_png(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> Response:
     """The QR code of the paper prescription as PNG: `CODE.<signed summary>`."""
     return await _qr(code, request, facility, session, "png")
 
 
-@router.get("/api/v1/prescriptions/{code}/qr.svg", tags=["prescriptions"], responses={200: {"content": {"image/svg+xml": {}}}, **ERRORS})
-async def prescription_qr_svg(code: str, request: Request, facility: CurrentFacility, session: SessionDep) -> Response:
+@router.get(
+    "/api/v1/prescriptions/{code}/qr.svg",
+    tags=["prescriptions"],
+    responses={200: {"content": {"image/svg+xml": {}}}, **ERRORS},
+)
+async def prescription_qr_svg(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> Response:
     """The QR code of the paper prescription as SVG."""
     return await _qr(code, request, facility, session, "svg")
 
 
-@router.post("/api/v1/prescriptions/{code}/cancel", response_model=PrescriptionView, tags=["prescriptions"], responses=ERRORS)
+@router.post(
+    "/api/v1/prescriptions/{code}/cancel",
+    response_model=PrescriptionView,
+    tags=["prescriptions"],
+    responses=ERRORS,
+)
 async def cancel_prescription(
     code: str, body: CancelRequest, request: Request, facility: CurrentFacility, session: SessionDep
 ) -> PrescriptionView:
@@ -242,8 +334,18 @@ async def cancel_prescription(
     return _view(record, str(request.base_url))
 
 
-@router.get("/api/v1/prescriptions/{code}/access-log", response_model=list[AccessLogView], tags=["prescriptions"], responses=ERRORS)
-async def prescription_access_log(code: str, request: Request, facility: CurrentFacility, session: SessionDep) -> list[AccessLogView]:
+@router.get(
+    "/api/v1/prescriptions/{code}/access-log",
+    response_model=list[AccessLogView],
+    tags=["prescriptions"],
+    responses=ERRORS,
+)
+async def prescription_access_log(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> list[AccessLogView]:
     """Who read or changed this prescription, and when."""
     entries = await service.access_log(session, facility, code, client_address(request))
-    return [AccessLogView(at=vn_time(e.at), actor_kind=e.actor_kind, actor_code=e.actor_code, action=e.action) for e in entries]
+    return [
+        AccessLogView(at=vn_time(e.at), actor_kind=e.actor_kind, actor_code=e.actor_code, action=e.action)
+        for e in entries
+    ]

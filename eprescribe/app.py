@@ -13,4 +13,9 @@ from erx.settings import Settings
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app([router, console_router, patient_router], title="E-prescription core", settings=settings, runtime=runtime)
+    return build_app(
+        [router, console_router, patient_router],
+        title="E-prescription core",
+        settings=settings,
+        runtime=runtime,
+    )

@@ -30,11 +30,17 @@ def read_catalogue_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield reader.line_num, row
 
 
-async def import_catalogue(runtime: Runtime, path: Path, *, show_progress: bool = True) -> service.ImportReport:
+async def import_catalogue(
+    runtime: Runtime, path: Path, *, show_progress: bool = True
+) -> service.ImportReport:
     rows = list(read_catalogue_csv(path))
     progress = Progress(
-        TextColumn("[bold]Importing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, disable=not show_progress,
+        TextColumn("[bold]Importing[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show_progress,
     )
     with progress:
         task = progress.add_task(path.name, total=len(rows))
@@ -45,7 +51,10 @@ async def import_catalogue(runtime: Runtime, path: Path, *, show_progress: bool 
 
 @drugs_app.command("import")
 def import_command(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with the catalogue columns")],
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with the catalogue columns"),
+    ],
 ) -> None:
     """Load a catalogue CSV; report rejected rows with their line number and reason."""
     from erx.migrate import upgrade
@@ -62,8 +71,10 @@ def import_command(
 
     report = asyncio.run(run())
     rejected = report.rejected or []
-    console.print(f"[green]{report.added} added[/], [cyan]{report.updated} updated[/], "
-                  f"[{'red' if rejected else 'green'}]{len(rejected)} rejected[/]")
+    console.print(
+        f"[green]{report.added} added[/], [cyan]{report.updated} updated[/], "
+        f"[{'red' if rejected else 'green'}]{len(rejected)} rejected[/]"
+    )
     if rejected:
         table = Table("line", "reason", title="Rejected rows")
         for line_no, reason in rejected:

@@ -134,9 +134,7 @@ class Drug(SQLModel, table=True):
     """A registered product of the national catalogue (or a notified health supplement)."""
 
     __tablename__ = "drug"
-    __table_args__ = (
-        Index("ix_drug_substitution", "ingredient_key", "strength_key", "form_key"),
-    )
+    __table_args__ = (Index("ix_drug_substitution", "ingredient_key", "strength_key", "form_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     registration_no: str = Field(max_length=64, sa_column_kwargs={"unique": True})
@@ -215,9 +213,7 @@ class PrescriptionItem(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
-    prescription_id: int = Field(
-        sa_column=Column(BIGINT, ForeignKey("prescription.id"), nullable=False)
-    )
+    prescription_id: int = Field(sa_column=Column(BIGINT, ForeignKey("prescription.id"), nullable=False))
     line_no: int = Field(sa_column=Column(Integer, nullable=False))
     active_ingredient: str = Field(max_length=500)
     strength: str = Field(max_length=200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -39,9 +40,7 @@ class PrescribingPolicy:
         default_factory=lambda: {
             PrescriptionKind.ORDINARY: frozenset({DrugCategory.NORMAL}),
             PrescriptionKind.NARCOTIC: frozenset({DrugCategory.NARCOTIC}),
-            PrescriptionKind.PSYCHOTROPIC: frozenset(
-                {DrugCategory.PSYCHOTROPIC, DrugCategory.PRECURSOR}
-            ),
+            PrescriptionKind.PSYCHOTROPIC: frozenset({DrugCategory.PSYCHOTROPIC, DrugCategory.PRECURSOR}),
             PrescriptionKind.TRADITIONAL: frozenset({DrugCategory.TRADITIONAL}),
             PrescriptionKind.DECOCTION: frozenset({DrugCategory.TRADITIONAL}),
         }
@@ -66,8 +65,7 @@ class ChronicConditions:
     @classmethod
     def load(cls) -> ChronicConditions:
         source = resources.files("eprescribe") / "data" / "chronic_icd10.csv"
-        with source.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(io.StringIO(source.read_text(encoding="utf-8"))))
         return cls({row["icd10"].strip().upper(): row["name_vi"] for row in rows})
 
 

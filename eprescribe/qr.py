@@ -9,7 +9,7 @@ import qrcode.image.svg
 from qrcode.constants import ERROR_CORRECT_M
 
 
-def _make(text: str) -> qrcode.QRCode:  # type: ignore[type-arg]
+def _make(text: str) -> qrcode.QRCode:
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=6, border=4)
     qr.add_data(text)
     qr.make(fit=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from eprescribe.models import (
     AdminClient,
@@ -35,7 +36,7 @@ async def get_prescriber(session: AsyncSession, prescriber_id: str) -> Prescribe
 
 
 async def prescriber_by_license(session: AsyncSession, license_no: str) -> Prescriber | None:
-    result = await session.execute(select(Prescriber).where(Prescriber.license_no == license_no))  # type: ignore[arg-type]
+    result = await session.execute(select(Prescriber).where(col(Prescriber.license_no) == license_no))
     return result.scalar_one_or_none()
 
 
@@ -46,8 +47,8 @@ async def prescriber_works_at(session: AsyncSession, prescriber_id: str, facilit
 
 async def prescriber_facilities(session: AsyncSession, prescriber_id: str) -> list[str]:
     result = await session.execute(
-        select(PrescriberFacility.facility_code).where(
-            PrescriberFacility.prescriber_id == prescriber_id  # type: ignore[arg-type]
+        select(col(PrescriberFacility.facility_code)).where(
+            col(PrescriberFacility.prescriber_id) == prescriber_id
         )
     )
     return list(result.scalars())
@@ -55,14 +56,14 @@ async def prescriber_facilities(session: AsyncSession, prescriber_id: str) -> li
 
 async def existing_facility_codes(session: AsyncSession, codes: Sequence[str]) -> set[str]:
     result = await session.execute(
-        select(Facility.facility_code).where(Facility.facility_code.in_(codes))  # type: ignore[attr-defined]
+        select(col(Facility.facility_code)).where(col(Facility.facility_code).in_(codes))
     )
     return set(result.scalars())
 
 
 async def get_pharmacy(session: AsyncSession, connection_code: str) -> Pharmacy | None:
     result = await session.execute(
-        select(Pharmacy).where(Pharmacy.connection_code == connection_code)  # type: ignore[arg-type]
+        select(Pharmacy).where(col(Pharmacy.connection_code) == connection_code)
     )
     return result.scalar_one_or_none()
 
@@ -73,7 +74,7 @@ async def get_pharmacy_by_id(session: AsyncSession, pharmacy_id: int) -> Pharmac
 
 async def get_drug(session: AsyncSession, registration_no: str) -> Drug | None:
     result = await session.execute(
-        select(Drug).where(Drug.registration_no == registration_no)  # type: ignore[arg-type]
+        select(Drug).where(col(Drug.registration_no) == registration_no)
     )
     return result.scalar_one_or_none()
 
@@ -81,7 +82,7 @@ async def get_drug(session: AsyncSession, registration_no: str) -> Drug | None:
 async def drugs_by_registration(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Drug]:
     if not numbers:
         return {}
-    result = await session.execute(select(Drug).where(Drug.registration_no.in_(numbers)))  # type: ignore[attr-defined]
+    result = await session.execute(select(Drug).where(col(Drug.registration_no).in_(numbers)))
     return {d.registration_no: d for d in result.scalars()}
 
 
@@ -89,11 +90,11 @@ async def categories_for(
     session: AsyncSession, ingredient_key: str, strength_key: str, form_key: str
 ) -> set[str]:
     result = await session.execute(
-        select(Drug.category)
+        select(col(Drug.category))
         .where(
-            Drug.ingredient_key == ingredient_key,  # type: ignore[arg-type]
-            Drug.strength_key == strength_key,  # type: ignore[arg-type]
-            Drug.form_key == form_key,  # type: ignore[arg-type]
+            col(Drug.ingredient_key) == ingredient_key,
+            col(Drug.strength_key) == strength_key,
+            col(Drug.form_key) == form_key,
         )
         .distinct()
     )
@@ -106,11 +107,11 @@ async def substitutes(
     result = await session.execute(
         select(Drug)
         .where(
-            Drug.ingredient_key == ingredient_key,  # type: ignore[arg-type]
-            Drug.strength_key == strength_key,  # type: ignore[arg-type]
-            Drug.form_key == form_key,  # type: ignore[arg-type]
+            col(Drug.ingredient_key) == ingredient_key,
+            col(Drug.strength_key) == strength_key,
+            col(Drug.form_key) == form_key,
         )
-        .order_by(Drug.declared_price.nulls_last(), Drug.name)  # type: ignore[union-attr]
+        .order_by(col(Drug.declared_price).nulls_last(), col(Drug.name))
     )
     return list(result.scalars())
 
@@ -124,30 +125,30 @@ async def search_drugs(
         for term in terms:
             stmt = stmt.where(
                 or_(
-                    Drug.search_text.contains(term, autoescape=True),  # type: ignore[attr-defined]
-                    func.lower(Drug.registration_no).contains(term, autoescape=True),
+                    col(Drug.search_text).contains(term, autoescape=True),
+                    func.lower(col(Drug.registration_no)).contains(term, autoescape=True),
                 )
             )
     if category:
-        stmt = stmt.where(Drug.category == category)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Drug.category) == category)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Drug.name, Drug.id).limit(limit).offset(offset))
+    rows = await session.execute(stmt.order_by(col(Drug.name), col(Drug.id)).limit(limit).offset(offset))
     return int(total), list(rows.scalars())
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
-    result = await session.execute(select(Prescription).where(Prescription.code == code))  # type: ignore[arg-type]
+    result = await session.execute(select(Prescription).where(col(Prescription.code) == code))
     return result.scalar_one_or_none()
 
 
 async def prescription_exists(session: AsyncSession, code: str) -> bool:
-    result = await session.execute(select(Prescription.id).where(Prescription.code == code))  # type: ignore[arg-type, call-overload]
+    result = await session.execute(select(col(Prescription.id)).where(col(Prescription.code) == code))
     return result.first() is not None
 
 
 async def payload_seen(session: AsyncSession, digest: str) -> bool:
     result = await session.execute(
-        select(Prescription.id).where(Prescription.payload_digest == digest)  # type: ignore[arg-type, call-overload]
+        select(col(Prescription.id)).where(col(Prescription.payload_digest) == digest)
     )
     return result.first() is not None
 
@@ -155,41 +156,37 @@ async def payload_seen(session: AsyncSession, digest: str) -> bool:
 async def items_of(session: AsyncSession, prescription_id: int) -> list[PrescriptionItem]:
     result = await session.execute(
         select(PrescriptionItem)
-        .where(PrescriptionItem.prescription_id == prescription_id)  # type: ignore[arg-type]
-        .order_by(PrescriptionItem.line_no)  # type: ignore[arg-type]
+        .where(col(PrescriptionItem.prescription_id) == prescription_id)
+        .order_by(col(PrescriptionItem.line_no))
         .execution_options(populate_existing=True)
     )
     return list(result.scalars())
 
 
-async def mark_replaced(
-    session: AsyncSession, *, prescription_id: int, replaced_by: str
-) -> bool:
+async def mark_replaced(session: AsyncSession, *, prescription_id: int, replaced_by: str) -> bool:
     """Replace only a prescription that is still untouched; atomic against a dispense."""
     result = await session.execute(
         update(Prescription)
         .where(
-            Prescription.id == prescription_id,  # type: ignore[arg-type]
-            Prescription.status == PrescriptionStatus.ACTIVE,  # type: ignore[arg-type]
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
         )
         .values(status=PrescriptionStatus.REPLACED, replaced_by_code=replaced_by)
-        .returning(Prescription.id)  # type: ignore[arg-type]
+        .returning(col(Prescription.id))
     )
     return result.first() is not None
 
 
-async def mark_cancelled(
-    session: AsyncSession, *, prescription_id: int, reason: str, at: datetime
-) -> bool:
+async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason: str, at: datetime) -> bool:
     """Cancel only while nothing is dispensed (status still `active`), in one statement."""
     result = await session.execute(
         update(Prescription)
         .where(
-            Prescription.id == prescription_id,  # type: ignore[arg-type]
-            Prescription.status == PrescriptionStatus.ACTIVE,  # type: ignore[arg-type]
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
         )
         .values(status=PrescriptionStatus.CANCELLED, cancelled_at=at, cancel_reason=reason)
-        .returning(Prescription.id)  # type: ignore[arg-type]
+        .returning(col(Prescription.id))
     )
     return result.first() is not None
 
@@ -200,10 +197,112 @@ async def recent_for_prescriber(
     result = await session.execute(
         select(Prescription)
         .where(
-            Prescription.prescriber_id == prescriber_id,  # type: ignore[arg-type]
-            Prescription.facility_code == facility_code,  # type: ignore[arg-type]
+            col(Prescription.prescriber_id) == prescriber_id,
+            col(Prescription.facility_code) == facility_code,
         )
-        .order_by(Prescription.issued_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(Prescription.issued_at).desc())
         .limit(limit)
     )
     return list(result.scalars())
+
+
+# ---- read by the public price portal (price_portal.service) ---------------------------------
+
+from sqlalchemy import ColumnElement, Select  # noqa: E402 - this appended section's own import
+
+
+async def drugs_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Drug]:
+    if not ids:
+        return []
+    result = await session.execute(select(Drug).where(col(Drug.id).in_(ids)))
+    return list(result.scalars())
+
+
+async def drugs_matching_words(
+    session: AsyncSession, terms: Sequence[str], category: str | None, limit: int
+) -> list[Drug]:
+    """Products whose folded text has a word starting with each term (digits: anywhere)."""
+    stmt = select(Drug)
+    for term in terms:
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        if any(ch.isdigit() for ch in term):
+            stmt = stmt.where(col(Drug.search_text).like(f"%{escaped}%", escape="\\"))
+        else:
+            stmt = stmt.where(
+                or_(
+                    col(Drug.search_text).like(f"{escaped}%", escape="\\"),
+                    col(Drug.search_text).like(f"% {escaped}%", escape="\\"),
+                )
+            )
+    if category:
+        stmt = stmt.where(col(Drug.category) == category)
+    result = await session.execute(stmt.order_by(col(Drug.name), col(Drug.id)).limit(limit))
+    return list(result.scalars())
+
+
+async def drugs_similar_words(
+    session: AsyncSession, terms: Sequence[str], category: str | None, limit: int
+) -> list[Drug]:
+    """PostgreSQL with pg_trgm: products whose text holds a word similar to every term."""
+    stmt = select(Drug)
+    for term in terms:
+        # `text %> term` is word_similarity(term, text) >= pg_trgm.word_similarity_threshold
+        # (0.6 by default), and the GIN trigram index on search_text serves it.
+        stmt = stmt.where(col(Drug.search_text).bool_op("%>")(term))
+    if category:
+        stmt = stmt.where(col(Drug.category) == category)
+    if terms:
+        score: ColumnElement[float] = func.word_similarity(terms[0], col(Drug.search_text))
+        for term in terms[1:]:
+            score = score + func.word_similarity(term, col(Drug.search_text))
+        stmt = stmt.order_by(score.desc())
+    result = await session.execute(stmt.order_by(col(Drug.name), col(Drug.id)).limit(limit))
+    return list(result.scalars())
+
+
+async def trigram_search_available(session: AsyncSession) -> bool:
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    result = await session.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
+    return result.first() is not None
+
+
+async def drug_search_texts(session: AsyncSession, category: str | None) -> list[tuple[int, str]]:
+    stmt = select(Drug.id, Drug.search_text)  # type: ignore[call-overload]
+    if category:
+        stmt = stmt.where(Drug.category == category)
+    result = await session.execute(stmt)
+    return [(int(row[0]), str(row[1])) for row in result]
+
+
+def drug_ids_in_category_query(category: str) -> Select[tuple[int]]:
+    return select(Drug.id).where(Drug.category == category)  # type: ignore[call-overload, no-any-return]
+
+
+async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Pharmacy]:
+    if not ids:
+        return []
+    result = await session.execute(select(Pharmacy).where(Pharmacy.id.in_(ids)))  # type: ignore[union-attr]
+    return list(result.scalars())
+
+
+def inactive_pharmacy_ids_query() -> Select[tuple[int]]:
+    return select(Pharmacy.id).where(Pharmacy.status != "active")  # type: ignore[call-overload, no-any-return]
+
+
+async def pharmacies_with_code_prefix(session: AsyncSession, prefix: str) -> list[Pharmacy]:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = await session.execute(
+        select(Pharmacy)
+        .where(Pharmacy.connection_code.like(f"{escaped}%", escape="\\"))  # type: ignore[attr-defined]
+        .order_by(Pharmacy.id)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+async def insert_pharmacies(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Insert many registry rows in one multi-row statement (demo and bench data)."""
+    if rows:
+        await session.execute(Pharmacy.__table__.insert(), list(rows))  # type: ignore[attr-defined]

@@ -97,9 +97,7 @@ def _client_id(client: AdminClient | Facility | Pharmacy) -> str:
     return client.connection_code
 
 
-async def current_client(
-    session: AsyncSession, principal: Principal
-) -> AdminClient | Facility | Pharmacy:
+async def current_client(session: AsyncSession, principal: Principal) -> AdminClient | Facility | Pharmacy:
     """Re-check a token's client on every request, so revocation takes effect at once."""
     client: AdminClient | Facility | Pharmacy | None
     if principal.kind is ClientKind.ADMIN:
@@ -123,7 +121,11 @@ def _random_id(length: int) -> str:
 
 
 async def create_admin_client(
-    session: AsyncSession, hasher: SecretHasher, *, name: str, client_id: str | None = None,
+    session: AsyncSession,
+    hasher: SecretHasher,
+    *,
+    name: str,
+    client_id: str | None = None,
     secret: str | None = None,
 ) -> tuple[AdminClient, str]:
     secret = secret or new_secret()
@@ -144,7 +146,10 @@ async def register_facility(
     if data.facility_code is not None:
         code = data.facility_code
         if await repository.get_facility(session, code) is not None:
-            raise Conflict(f"Facility {code} is already registered", errors=[field_error(["body", "facility_code"], "already registered")])
+            raise Conflict(
+                f"Facility {code} is already registered",
+                errors=[field_error(["body", "facility_code"], "already registered")],
+            )
     else:
         for _ in range(20):
             code = data.province_code + _random_id(3)
@@ -186,7 +191,10 @@ async def register_prescriber(session: AsyncSession, data: PrescriberCreate) -> 
     if missing:
         raise InvalidContent(
             f"Unknown facility codes: {', '.join(missing)}",
-            errors=[field_error(["body", "facility_codes", data.facility_codes.index(c)], "unknown facility") for c in missing],
+            errors=[
+                field_error(["body", "facility_codes", data.facility_codes.index(c)], "unknown facility")
+                for c in missing
+            ],
         )
     if await repository.prescriber_by_license(session, data.license_no) is not None:
         raise Conflict(
@@ -350,8 +358,17 @@ class ImportReport:
 
 
 CSV_FIELDS = (
-    "registration_no", "name", "active_ingredient", "strength", "dosage_form", "unit",
-    "packaging", "manufacturer", "country", "category", "declared_price",
+    "registration_no",
+    "name",
+    "active_ingredient",
+    "strength",
+    "dosage_form",
+    "unit",
+    "packaging",
+    "manufacturer",
+    "country",
+    "category",
+    "declared_price",
 )
 
 
@@ -447,8 +464,10 @@ class Submission:
 def _payload_bytes(compact: str) -> bytes:
     parts = compact.split(".")
     if len(parts) != 3:
-        raise SignatureRejected("The JWS must be in compact form: header.payload.signature",
-                                errors=[field_error(["body", "jws"], "not a compact JWS")])
+        raise SignatureRejected(
+            "The JWS must be in compact form: header.payload.signature",
+            errors=[field_error(["body", "jws"], "not a compact JWS")],
+        )
     return parts[1].encode()
 
 
@@ -457,8 +476,9 @@ async def _verify_jws(session: AsyncSession, compact: str) -> tuple[Prescriber, 
     try:
         header = peek_header(compact)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SignatureRejected("The JWS header cannot be read",
-                                errors=[field_error(["body", "jws"], "malformed JWS header")]) from exc
+        raise SignatureRejected(
+            "The JWS header cannot be read", errors=[field_error(["body", "jws"], "malformed JWS header")]
+        ) from exc
     _payload_bytes(compact)
     if header.get("alg") not in SIGNING_ALGORITHMS:
         raise SignatureRejected(
@@ -466,16 +486,22 @@ async def _verify_jws(session: AsyncSession, compact: str) -> tuple[Prescriber, 
             errors=[field_error(["body", "jws", "header", "alg"], "only ES256 is accepted")],
         )
     if header.get("crit"):
-        raise SignatureRejected("Critical JWS header extensions are not supported",
-                                errors=[field_error(["body", "jws", "header", "crit"], "unsupported")])
+        raise SignatureRejected(
+            "Critical JWS header extensions are not supported",
+            errors=[field_error(["body", "jws", "header", "crit"], "unsupported")],
+        )
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise SignatureRejected("The JWS header must name the prescriber in `kid`",
-                                errors=[field_error(["body", "jws", "header", "kid"], "missing")])
+        raise SignatureRejected(
+            "The JWS header must name the prescriber in `kid`",
+            errors=[field_error(["body", "jws", "header", "kid"], "missing")],
+        )
     prescriber = await repository.get_prescriber(session, kid)
     if prescriber is None:
-        raise SignatureRejected(f"No registered prescriber has key id {kid!r}",
-                                errors=[field_error(["body", "jws", "header", "kid"], "unknown prescriber")])
+        raise SignatureRejected(
+            f"No registered prescriber has key id {kid!r}",
+            errors=[field_error(["body", "jws", "header", "kid"], "unknown prescriber")],
+        )
     key = ECKey.import_key(prescriber.public_jwk)
     try:
         verified = jose_jws.deserialize_compact(compact, key, algorithms=SIGNING_ALGORITHMS)
@@ -497,7 +523,7 @@ def _parse_payload(raw: dict[str, Any]) -> PrescriptionPayload:
     try:
         return PrescriptionPayload.model_validate(raw)
     except ValidationError as exc:
-        errors = [field_error(["payload", *[p for p in e["loc"]]], e["msg"]) for e in exc.errors()]
+        errors = [field_error(["payload", *e["loc"]], e["msg"]) for e in exc.errors()]
         first = errors[0]
         raise InvalidContent(
             f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errors=errors
@@ -521,14 +547,20 @@ async def _check_policy(
         errors.append(field_error(["payload", "patient", "date_of_birth"], "is after the issue date"))
     elif age_in_months(patient.date_of_birth, issued_on) < POLICY.guardian_required_under_months:
         if patient.guardian is None:
-            errors.append(field_error(["payload", "patient", "guardian"],
-                                      "a child under 72 months needs a guardian"))
+            errors.append(
+                field_error(["payload", "patient", "guardian"], "a child under 72 months needs a guardian")
+            )
         if patient.weight_kg is None:
-            errors.append(field_error(["payload", "patient", "weight_kg"],
-                                      "a child under 72 months needs the weight"))
+            errors.append(
+                field_error(["payload", "patient", "weight_kg"], "a child under 72 months needs the weight")
+            )
     if kind == "n" and not patient.national_id:
-        errors.append(field_error(["payload", "patient", "national_id"],
-                                  "a narcotic prescription needs the patient's national ID"))
+        errors.append(
+            field_error(
+                ["payload", "patient", "national_id"],
+                "a narcotic prescription needs the patient's national ID",
+            )
+        )
     if payload.follow_up_date is not None and payload.follow_up_date < issued_on:
         errors.append(field_error(["payload", "follow_up_date"], "is before the issue date"))
 
@@ -537,7 +569,7 @@ async def _check_policy(
     has_cancer_or_aids = any(is_cancer_or_aids(d.icd10) for d in payload.diagnoses)
     if kind == "n":
         limit = POLICY.narcotic_max_days_per_round if has_cancer_or_aids else POLICY.narcotic_max_days_acute
-        why = "narcotics: at most {} days".format(limit) + (
+        why = f"narcotics: at most {limit} days" + (
             " per round for cancer/AIDS patients" if has_cancer_or_aids else " for acute illness"
         )
     elif kind == "h":
@@ -564,28 +596,40 @@ async def _check_policy(
         if item.registration_no:
             drug = registered.get(item.registration_no)
             if drug is None:
-                errors.append(field_error([*loc, "registration_no"], "no such product in the national catalogue"))
+                errors.append(
+                    field_error([*loc, "registration_no"], "no such product in the national catalogue")
+                )
                 continue
             if (drug.ingredient_key, drug.strength_key, drug.form_key) != keys:
-                errors.append(field_error([*loc, "registration_no"],
-                                          "the product's active ingredient, strength or dosage form differs from the line"))
+                errors.append(
+                    field_error(
+                        [*loc, "registration_no"],
+                        "the product's active ingredient, strength or dosage form differs from the line",
+                    )
+                )
                 continue
             categories = {drug.category}
             products[index] = drug
         else:
             categories = await repository.categories_for(session, *keys)
             if not categories:
-                errors.append(field_error([*loc, "active_ingredient"],
-                                          "no registered product has this active ingredient, strength and dosage form"))
+                errors.append(
+                    field_error(
+                        [*loc, "active_ingredient"],
+                        "no registered product has this active ingredient, strength and dosage form",
+                    )
+                )
                 continue
         if DrugCategory.SUPPLEMENT in categories and not (categories - {DrugCategory.SUPPLEMENT}):
             errors.append(field_error([*loc, "active_ingredient"], "health supplements are never prescribed"))
         elif not categories & allowed:
-            errors.append(field_error(
-                [*loc, "active_ingredient"],
-                f"a {'/'.join(sorted(categories))} drug does not belong on a prescription of kind '{kind}'"
-                " (one kind per prescription: split the visit)",
-            ))
+            errors.append(
+                field_error(
+                    [*loc, "active_ingredient"],
+                    f"a {'/'.join(sorted(categories))} drug does not belong on a prescription of kind '{kind}'"
+                    " (one kind per prescription: split the visit)",
+                )
+            )
     if errors:
         first = errors[0]
         raise InvalidContent(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errors=errors)
@@ -655,9 +699,7 @@ async def submit_prescription(
         replaced = await _replaceable(session, payload.replaces, facility.facility_code)
 
     prescription = _build_prescription(payload, prescriber, compact_jws, digest, code, now)
-    items = [
-        _build_item(index, item, products.get(index)) for index, item in enumerate(payload.items)
-    ]
+    items = [_build_item(index, item, products.get(index)) for index, item in enumerate(payload.items)]
     prescription.lines_digest = lines_digest(items)
     prescription.qr_text = _qr_text(runtime, prescription)
     try:
@@ -682,8 +724,11 @@ async def submit_prescription(
                 errors=[field_error(["payload", "replaces"], "not replaceable")],
             )
     await audit.record_access(
-        session, prescription_code=code, actor_kind="facility",
-        actor_code=facility.facility_code, action="create",
+        session,
+        prescription_code=code,
+        actor_kind="facility",
+        actor_code=facility.facility_code,
+        action="create",
     )
     body = {
         "code": code,
@@ -701,14 +746,17 @@ async def _choose_code(session: AsyncSession, payload: PrescriptionPayload, faci
     if payload.code is not None:
         code = codes.canonical(payload.code)
         if code is None:
-            raise InvalidContent.field(["payload", "code"], "must be 5 facility characters, 7 of [0-9A-Z], '-' and the kind")
+            raise InvalidContent.field(
+                ["payload", "code"], "must be 5 facility characters, 7 of [0-9A-Z], '-' and the kind"
+            )
         if codes.facility_of(code) != facility_code:
             raise InvalidContent.field(["payload", "code"], "must start with the facility code")
         if codes.kind_of(code) != payload.kind:
             raise InvalidContent.field(["payload", "code"], "must end with the prescription's kind")
         if await repository.prescription_exists(session, code):
-            raise PrescriptionConflict(f"Code {code} is already in use",
-                                       errors=[field_error(["payload", "code"], "already in use")])
+            raise PrescriptionConflict(
+                f"Code {code} is already in use", errors=[field_error(["payload", "code"], "already in use")]
+            )
         return code
     for _ in range(5):
         code = codes.generate(facility_code, payload.kind)
@@ -733,8 +781,12 @@ async def _replaceable(session: AsyncSession, replaces: str, facility_code: str)
 
 
 def _build_prescription(
-    payload: PrescriptionPayload, prescriber: Prescriber, compact_jws: str, digest: str,
-    code: str, now: datetime,
+    payload: PrescriptionPayload,
+    prescriber: Prescriber,
+    compact_jws: str,
+    digest: str,
+    code: str,
+    now: datetime,
 ) -> Prescription:
     patient = payload.patient
     return Prescription(
@@ -796,7 +848,7 @@ def _qr_text(runtime: Runtime, prescription: Prescription) -> str:
         "v": int(prescription.valid_until.timestamp()),
         "d": prescription.lines_digest,
     }
-    return f"{prescription.code}.{runtime.keyring.sign_compact(claims, typ='erx-qr+jws')}"
+    return f"{prescription.code}.{runtime.keyring.sign_compact(claims)}"
 
 
 # ---- prescriptions: reading, cancelling --------------------------------------------------
@@ -822,9 +874,15 @@ async def _owned(
     if prescription is None or prescription.facility_code != facility.facility_code:
         if prescription is not None:
             # Another facility tried: the owner and the patient get to see that attempt.
-            await audit.record_access(session, prescription_code=code, actor_kind="facility",
-                                      actor_code=facility.facility_code, action=f"{action}_denied",
-                                      client_address=address, durable=True)
+            await audit.record_access(
+                session,
+                prescription_code=code,
+                actor_kind="facility",
+                actor_code=facility.facility_code,
+                action=f"{action}_denied",
+                client_address=address,
+                durable=True,
+            )
         raise PrescriptionNotFound(code)
     return prescription
 
@@ -838,12 +896,22 @@ class PrescriptionRecord:
 
 
 async def read_for_facility(
-    session: AsyncSession, facility: Facility, code_text: str, *, action: str = "read",
+    session: AsyncSession,
+    facility: Facility,
+    code_text: str,
+    *,
+    action: str = "read",
     address: str | None = None,
 ) -> PrescriptionRecord:
     prescription = await _owned(session, facility, code_text, action, address)
-    await audit.record_access(session, prescription_code=prescription.code, actor_kind="facility",
-                              actor_code=facility.facility_code, action=action, client_address=address)
+    await audit.record_access(
+        session,
+        prescription_code=prescription.code,
+        actor_kind="facility",
+        actor_code=facility.facility_code,
+        action=action,
+        client_address=address,
+    )
     return await load_record(session, prescription)
 
 
@@ -870,8 +938,14 @@ async def cancel(
         raise PrescriptionConflict(
             f"{prescription.code} is {prescription.status}; only a prescription with nothing dispensed can be cancelled"
         )
-    await audit.record_access(session, prescription_code=prescription.code, actor_kind="facility",
-                              actor_code=facility.facility_code, action="cancel", client_address=address)
+    await audit.record_access(
+        session,
+        prescription_code=prescription.code,
+        actor_kind="facility",
+        actor_code=facility.facility_code,
+        action="cancel",
+        client_address=address,
+    )
     await session.refresh(prescription)
     return prescription
 
@@ -880,9 +954,14 @@ async def access_log(
     session: AsyncSession, facility: Facility, code_text: str, address: str | None
 ) -> list[audit.AccessLogEntry]:
     prescription = await _owned(session, facility, code_text, "read_access_log", address)
-    await audit.record_access(session, prescription_code=prescription.code, actor_kind="facility",
-                              actor_code=facility.facility_code, action="read_access_log",
-                              client_address=address)
+    await audit.record_access(
+        session,
+        prescription_code=prescription.code,
+        actor_kind="facility",
+        actor_code=facility.facility_code,
+        action="read_access_log",
+        client_address=address,
+    )
     return await audit.entries_for(session, prescription.code)
 
 
@@ -975,9 +1054,13 @@ async def settle_status(session: AsyncSession, prescription_id: int) -> str:
         update(table)
         .where(
             table.c.id == prescription_id,
-            table.c.status.in_([
-                PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED, PrescriptionStatus.DISPENSED,
-            ]),
+            table.c.status.in_(
+                [
+                    PrescriptionStatus.ACTIVE,
+                    PrescriptionStatus.PARTIALLY_DISPENSED,
+                    PrescriptionStatus.DISPENSED,
+                ]
+            ),
         )
         .values(status=status)
     )
@@ -994,8 +1077,9 @@ async def prescriber_and_facility_names(session: AsyncSession, prescription: Pre
     return (prescriber.full_name if prescriber else "", facility.name if facility else "")
 
 
-
-async def replace_prescriber_key(session: AsyncSession, prescriber_id: str, public_jwk: dict[str, Any]) -> Prescriber:
+async def replace_prescriber_key(
+    session: AsyncSession, prescriber_id: str, public_jwk: dict[str, Any]
+) -> Prescriber:
     """Register a new public key (lost device, new browser); older signatures stay stored."""
     prescriber = await repository.get_prescriber(session, prescriber_id)
     if prescriber is None:
@@ -1030,7 +1114,9 @@ async def current_admin_or_none(session: AsyncSession, client_id: str) -> AdminC
     return await repository.get_admin(session, client_id)
 
 
-async def reset_admin_secret(session: AsyncSession, hasher: SecretHasher, client_id: str, secret: str) -> None:
+async def reset_admin_secret(
+    session: AsyncSession, hasher: SecretHasher, client_id: str, secret: str
+) -> None:
     client = await repository.get_admin(session, client_id)
     if client is None:
         raise NotFound(f"No admin client {client_id}")
@@ -1041,3 +1127,90 @@ async def reset_admin_secret(session: AsyncSession, hasher: SecretHasher, client
 
 async def prescriber_by_license(session: AsyncSession, license_no: str) -> Prescriber | None:
     return await repository.prescriber_by_license(session, license_no)
+
+
+# ---- what the public price portal reads (price_portal.service) -----------------------------
+
+from sqlalchemy import Select  # noqa: E402 - this appended section's own import
+
+
+async def drugs_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Drug]:
+    return {d.id: d for d in await repository.drugs_by_ids(session, ids) if d.id is not None}
+
+
+async def drugs_matching_words(
+    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
+) -> list[Drug]:
+    """Products with a word starting with every folded term (terms with digits match anywhere)."""
+    return await repository.drugs_matching_words(session, terms, category, limit)
+
+
+async def drugs_similar_words(
+    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
+) -> list[Drug] | None:
+    """Typo-tolerant match through pg_trgm; None when this database has no trigram support."""
+    if not await repository.trigram_search_available(session):
+        return None
+    return await repository.drugs_similar_words(session, terms, category, limit)
+
+
+async def drug_search_texts(session: AsyncSession, *, category: str | None) -> list[tuple[int, str]]:
+    """(id, folded text) of every product, for matching in Python where SQL cannot."""
+    return await repository.drug_search_texts(session, category)
+
+
+def drug_ids_in_category_query(category: str) -> Select[tuple[int]]:
+    """A subquery of the ids of one category's products, to compose into another context's query."""
+    return repository.drug_ids_in_category_query(category)
+
+
+async def drugs_by_registration_numbers(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Drug]:
+    found: dict[str, Drug] = {}
+    unique = sorted(set(numbers))
+    for start in range(0, len(unique), 1000):
+        found.update(await repository.drugs_by_registration(session, unique[start : start + 1000]))
+    return found
+
+
+async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Pharmacy]:
+    return {p.id: p for p in await repository.pharmacies_by_ids(session, ids) if p.id is not None}
+
+
+def inactive_pharmacy_ids_query() -> Select[tuple[int]]:
+    """A subquery of suspended or revoked outlets (a small set) that the public must not see."""
+    return repository.inactive_pharmacy_ids_query()
+
+
+async def pharmacies_with_code_prefix(session: AsyncSession, prefix: str) -> list[Pharmacy]:
+    return await repository.pharmacies_with_code_prefix(session, prefix.upper())
+
+
+async def register_demo_pharmacies(
+    session: AsyncSession, hasher: SecretHasher, outlets: Sequence[tuple[str, PharmacyCreate]]
+) -> None:
+    """Register many synthetic outlets at once (demo and bench data); nobody can log in as them.
+
+    One random secret, hashed once and never shown, is shared: hashing thousands of secrets
+    would take minutes and these outlets never authenticate.
+    """
+    secret_hash = await hasher.hash(new_secret())
+    now = utcnow()
+    rows: list[dict[str, object]] = [
+        {
+            "connection_code": code.upper(),
+            "name": data.name,
+            "kind": str(data.kind),
+            "province_code": data.province_code,
+            "address": data.address,
+            "latitude": data.latitude,
+            "longitude": data.longitude,
+            "controlled_licence": data.controlled_licence,
+            "secret_hash": secret_hash,
+            "status": ClientStatus.ACTIVE.value,
+            "credentials_version": 1,
+            "created_at": now,
+        }
+        for code, data in outlets
+    ]
+    for start in range(0, len(rows), 1000):
+        await repository.insert_pharmacies(session, rows[start : start + 1000])

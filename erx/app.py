@@ -26,7 +26,7 @@ async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
     """The database answers."""
     try:
         await runtime.database.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as exc:
         return problem_response(503, "Not ready", f"database: {type(exc).__name__}", problem="not-ready")
     return {"status": "ready", "database": runtime.database.dialect}
 
@@ -73,8 +73,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from price_portal.api import router as portal_router
 
     return build_app(
-        [core_router, prescriber_console, patient_view, gateway_router, prices_router,
-         pharmacist_console, portal_router],
+        [
+            core_router,
+            prescriber_console,
+            patient_view,
+            gateway_router,
+            prices_router,
+            pharmacist_console,
+            portal_router,
+        ],
         title="Hệ thống đơn thuốc điện tử quốc gia / National e-prescription system",
         settings=settings,
         runtime=runtime,

@@ -40,20 +40,24 @@ async def record_access(
     `durable=True` keeps the entry even when the request is refused and its transaction rolls
     back (a denied read, an unknown code): it is then written again in a transaction of its own.
     """
-    values = {
-        "at": at or utcnow(),
-        "prescription_code": prescription_code,
-        "actor_kind": actor_kind,
-        "actor_code": actor_code,
-        "action": action,
-        "client_address": client_address,
-    }
-    session.add(AccessLogEntry(**values))
+    moment = at or utcnow()
+
+    def entry() -> AccessLogEntry:
+        return AccessLogEntry(
+            at=moment,
+            prescription_code=prescription_code,
+            actor_kind=actor_kind,
+            actor_code=actor_code,
+            action=action,
+            client_address=client_address,
+        )
+
+    session.add(entry())
     await session.flush()
     if durable:
 
         async def rewrite(fresh: AsyncSession) -> None:
-            fresh.add(AccessLogEntry(**values))
+            fresh.add(entry())
 
         on_rollback(session, rewrite)
 

@@ -26,7 +26,9 @@ console = Console()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    demo: Annotated[bool, typer.Option("--demo", help="Load demo data once and write demo-credentials.json")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load demo data once and write demo-credentials.json")
+    ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the three services on one port."""
@@ -43,8 +45,13 @@ def serve(
         console.print(f"[green]Demo data ready[/]; credentials in [bold]{path}[/]")
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
-        "erx.app:create_app", factory=True, host=host, port=port,
-        workers=workers if not settings.is_sqlite else 1, proxy_headers=True, log_level="info",
+        "erx.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not settings.is_sqlite else 1,
+        proxy_headers=True,
+        log_level="info",
     )
 
 

@@ -37,12 +37,66 @@ PRESCRIBERS = [
 ]
 PHARMACIES = [
     # fixed connection code, name, kind, province, address, lat, lon, controlled licence
-    ("01NTDEMO01", "Nhà thuốc Long Châu 125 Giải Phóng", "pharmacy", "01", "125 Giải Phóng, Hai Bà Trưng, Hà Nội", 21.0006, 105.8412, True),
-    ("01NTDEMO02", "Nhà thuốc Pharmacity Kim Mã", "pharmacy", "01", "245 Kim Mã, Ba Đình, Hà Nội", 21.0316, 105.8150, False),
-    ("01QTDEMO03", "Quầy thuốc Minh Anh", "drugstore", "01", "12 Ngọc Hồi, Thanh Trì, Hà Nội", 20.9500, 105.8440, False),
-    ("79NTDEMO04", "Nhà thuốc An Khang Nguyễn Trãi", "pharmacy", "79", "310 Nguyễn Trãi, Quận 5, TP. Hồ Chí Minh", 10.7553, 106.6670, True),
-    ("79NTDEMO05", "Nhà thuốc Bệnh viện Chợ Rẫy", "pharmacy", "79", "201B Nguyễn Chí Thanh, Quận 5, TP. Hồ Chí Minh", 10.7579, 106.6597, True),
-    ("48TTDEMO06", "Tủ thuốc Trạm y tế phường Hải Châu", "cabinet", "48", "02 Lê Duẩn, Hải Châu, Đà Nẵng", 16.0716, 108.2220, False),
+    (
+        "01NTDEMO01",
+        "Nhà thuốc Long Châu 125 Giải Phóng",
+        "pharmacy",
+        "01",
+        "125 Giải Phóng, Hai Bà Trưng, Hà Nội",
+        21.0006,
+        105.8412,
+        True,
+    ),
+    (
+        "01NTDEMO02",
+        "Nhà thuốc Pharmacity Kim Mã",
+        "pharmacy",
+        "01",
+        "245 Kim Mã, Ba Đình, Hà Nội",
+        21.0316,
+        105.8150,
+        False,
+    ),
+    (
+        "01QTDEMO03",
+        "Quầy thuốc Minh Anh",
+        "drugstore",
+        "01",
+        "12 Ngọc Hồi, Thanh Trì, Hà Nội",
+        20.9500,
+        105.8440,
+        False,
+    ),
+    (
+        "79NTDEMO04",
+        "Nhà thuốc An Khang Nguyễn Trãi",
+        "pharmacy",
+        "79",
+        "310 Nguyễn Trãi, Quận 5, TP. Hồ Chí Minh",
+        10.7553,
+        106.6670,
+        True,
+    ),
+    (
+        "79NTDEMO05",
+        "Nhà thuốc Bệnh viện Chợ Rẫy",
+        "pharmacy",
+        "79",
+        "201B Nguyễn Chí Thanh, Quận 5, TP. Hồ Chí Minh",
+        10.7579,
+        106.6597,
+        True,
+    ),
+    (
+        "48TTDEMO06",
+        "Tủ thuốc Trạm y tế phường Hải Châu",
+        "cabinet",
+        "48",
+        "02 Lê Duẩn, Hải Châu, Đà Nẵng",
+        16.0716,
+        108.2220,
+        False,
+    ),
 ]
 
 
@@ -59,8 +113,9 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
     admin = await registry.current_admin_or_none(session, ADMIN_CLIENT_ID)
     admin_secret = new_secret()
     if admin is None:
-        await registry.create_admin_client(session, hasher, name="Demo health department",
-                                           client_id=ADMIN_CLIENT_ID, secret=admin_secret)
+        await registry.create_admin_client(
+            session, hasher, name="Demo health department", client_id=ADMIN_CLIENT_ID, secret=admin_secret
+        )
     else:
         await registry.reset_admin_secret(session, hasher, ADMIN_CLIENT_ID, admin_secret)
 
@@ -68,7 +123,8 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
     for code, name, province in FACILITIES:
         if await registry.get_facility(session, code) is None:
             _, secret = await registry.register_facility(
-                session, hasher, FacilityCreate(name=name, province_code=province, facility_code=code))
+                session, hasher, FacilityCreate(name=name, province_code=province, facility_code=code)
+            )
         else:
             secret = await registry.reset_facility_secret(session, hasher, code)
         facilities.append({"facility_code": code, "name": name, "client_secret": secret, "prescribers": []})
@@ -78,14 +134,25 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
         public = key.as_dict(private=False)
         existing = await registry.prescriber_by_license(session, license_no)
         if existing is None:
-            prescriber = await registry.register_prescriber(session, PrescriberCreate(
-                full_name=full_name, license_no=license_no, facility_codes=codes,
-                public_jwk=public, controlled_allowed=controlled))
+            prescriber = await registry.register_prescriber(
+                session,
+                PrescriberCreate(
+                    full_name=full_name,
+                    license_no=license_no,
+                    facility_codes=codes,
+                    public_jwk=public,
+                    controlled_allowed=controlled,
+                ),
+            )
         else:
             prescriber = await registry.replace_prescriber_key(session, existing.prescriber_id, public)
-        entry = {"prescriber_id": prescriber.prescriber_id, "full_name": full_name,
-                 "license_no": license_no, "private_jwk": key.as_dict(private=True),
-                 "controlled_allowed": controlled}
+        entry = {
+            "prescriber_id": prescriber.prescriber_id,
+            "full_name": full_name,
+            "license_no": license_no,
+            "private_jwk": key.as_dict(private=True),
+            "controlled_allowed": controlled,
+        }
         for facility in facilities:
             if facility["facility_code"] in codes:
                 facility["prescribers"].append(entry)
@@ -93,13 +160,31 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
     pharmacies: list[dict[str, Any]] = []
     for code, name, kind, province, address, lat, lon, controlled in PHARMACIES:
         if await registry.get_pharmacy(session, code) is None:
-            _, secret = await registry.register_pharmacy(session, hasher, PharmacyCreate(
-                name=name, kind=kind, province_code=province, address=address, latitude=lat,  # type: ignore[arg-type]
-                longitude=lon, controlled_licence=controlled), connection_code=code)
+            _, secret = await registry.register_pharmacy(
+                session,
+                hasher,
+                PharmacyCreate(
+                    name=name,
+                    kind=kind,
+                    province_code=province,
+                    address=address,
+                    latitude=lat,
+                    longitude=lon,
+                    controlled_licence=controlled,
+                ),
+                connection_code=code,
+            )
         else:
             _, secret = await registry.rotate_pharmacy_secret(session, hasher, code)
-        pharmacies.append({"connection_code": code, "name": name, "client_secret": secret,
-                           "controlled_licence": controlled, "province_code": province})
+        pharmacies.append(
+            {
+                "connection_code": code,
+                "name": name,
+                "client_secret": secret,
+                "controlled_licence": controlled,
+                "province_code": province,
+            }
+        )
 
     await registry.import_drugs(session, read_catalogue_csv(catalogue_path()))
     return {
@@ -153,20 +238,46 @@ def sign_payload(payload: dict[str, Any], private_jwk: dict[str, Any], kid: str)
 
 DEMO_ITEMS: dict[str, list[dict[str, Any]]] = {
     "c": [
-        {"active_ingredient": "amoxicillin", "strength": "500mg", "dosage_form": "viên nang cứng",
-         "quantity": 21, "unit": "viên", "instructions": "Uống 1 viên x 3 lần/ngày sau ăn", "days_supply": 7},
-        {"active_ingredient": "paracetamol", "strength": "500mg", "dosage_form": "viên nén",
-         "quantity": 10, "unit": "viên", "instructions": "Uống 1 viên khi sốt trên 38.5°C, cách nhau ít nhất 6 giờ",
-         "days_supply": 5},
+        {
+            "active_ingredient": "amoxicillin",
+            "strength": "500mg",
+            "dosage_form": "viên nang cứng",
+            "quantity": 21,
+            "unit": "viên",
+            "instructions": "Uống 1 viên x 3 lần/ngày sau ăn",
+            "days_supply": 7,
+        },
+        {
+            "active_ingredient": "paracetamol",
+            "strength": "500mg",
+            "dosage_form": "viên nén",
+            "quantity": 10,
+            "unit": "viên",
+            "instructions": "Uống 1 viên khi sốt trên 38.5°C, cách nhau ít nhất 6 giờ",
+            "days_supply": 5,
+        },
     ],
     "h": [
-        {"active_ingredient": "diazepam", "strength": "5mg", "dosage_form": "viên nén",
-         "quantity": 7, "unit": "viên", "instructions": "Uống 1 viên trước khi ngủ", "days_supply": 7},
+        {
+            "active_ingredient": "diazepam",
+            "strength": "5mg",
+            "dosage_form": "viên nén",
+            "quantity": 7,
+            "unit": "viên",
+            "instructions": "Uống 1 viên trước khi ngủ",
+            "days_supply": 7,
+        },
     ],
     "n": [
-        {"active_ingredient": "morphine", "strength": "10mg/ml", "dosage_form": "dung dịch tiêm",
-         "quantity": 10, "unit": "ống", "instructions": "Tiêm dưới da 1 ống khi đau, tối đa 2 ống/ngày",
-         "days_supply": 5},
+        {
+            "active_ingredient": "morphine",
+            "strength": "10mg/ml",
+            "dosage_form": "dung dịch tiêm",
+            "quantity": 10,
+            "unit": "ống",
+            "instructions": "Tiêm dưới da 1 ống khi đau, tối đa 2 ống/ngày",
+            "days_supply": 5,
+        },
     ],
 }
 DEMO_DIAGNOSES = {
@@ -176,7 +287,9 @@ DEMO_DIAGNOSES = {
 }
 
 
-def demo_prescription(credentials: dict[str, Any], kind: str = "c", now: datetime | None = None) -> DemoPrescription:
+def demo_prescription(
+    credentials: dict[str, Any], kind: str = "c", now: datetime | None = None
+) -> DemoPrescription:
     from datetime import UTC
 
     facility = credentials["facilities"][0]
@@ -188,13 +301,21 @@ def demo_prescription(credentials: dict[str, Any], kind: str = "c", now: datetim
         "facility_code": facility["facility_code"],
         "issued_at": issued.isoformat(),
         "patient": {
-            "full_name": "Nguyễn Văn An", "date_of_birth": (date.today() - timedelta(days=365 * 42)).isoformat(),
-            "gender": "male", "national_id": "001086012345", "insurance_no": "DN4010112345678",
-            "phone": "0912345678", "address": "18 Phố Huế, Hai Bà Trưng, Hà Nội",
+            "full_name": "Nguyễn Văn An",
+            "date_of_birth": (date.today() - timedelta(days=365 * 42)).isoformat(),
+            "gender": "male",
+            "national_id": "001086012345",
+            "insurance_no": "DN4010112345678",
+            "phone": "0912345678",
+            "address": "18 Phố Huế, Hai Bà Trưng, Hà Nội",
         },
         "diagnoses": DEMO_DIAGNOSES[kind],
         "items": DEMO_ITEMS[kind],
         "notes": "Tái khám nếu sốt kéo dài quá 3 ngày",
     }
-    return DemoPrescription(facility["facility_code"], prescriber["prescriber_id"],
-                            sign_payload(payload, prescriber["private_jwk"], prescriber["prescriber_id"]), payload)
+    return DemoPrescription(
+        facility["facility_code"],
+        prescriber["prescriber_id"],
+        sign_payload(payload, prescriber["private_jwk"], prescriber["prescriber_id"]),
+        payload,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Annotated, Any
 
 import httpx
@@ -34,14 +35,24 @@ async def _prescribe(client: httpx.AsyncClient, credentials: dict[str, Any], kin
 
     demo = demo_prescription(credentials, kind)
     facility = next(f for f in credentials["facilities"] if f["facility_code"] == demo.facility_code)
-    token = await client.post("/api/v1/auth/token", data={
-        "grant_type": "client_credentials", "client_id": facility["facility_code"],
-        "client_secret": facility["client_secret"]})
+    token = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": facility["facility_code"],
+            "client_secret": facility["client_secret"],
+        },
+    )
     token.raise_for_status()
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     created = await client.post("/api/v1/prescriptions", json={"jws": demo.jws}, headers=headers)
     if created.status_code != 201:
-        console.print(Panel(json.dumps(created.json(), ensure_ascii=False, indent=2), title=f"Refused ({created.status_code})"))
+        console.print(
+            Panel(
+                json.dumps(created.json(), ensure_ascii=False, indent=2),
+                title=f"Refused ({created.status_code})",
+            )
+        )
         raise typer.Exit(code=1)
     code = created.json()["code"]
     record = await client.get(f"/api/v1/prescriptions/{code}", headers=headers)
@@ -52,13 +63,15 @@ async def _prescribe(client: httpx.AsyncClient, credentials: dict[str, Any], kin
 
 @demo_app.command("prescribe")
 def prescribe(
-    url: Annotated[str, typer.Option(help="A running `erx serve`; when nothing answers, the app runs in-process")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str, typer.Option(help="A running `erx serve`; when nothing answers, the app runs in-process")
+    ] = "http://127.0.0.1:8000",
     kind: Annotated[str, typer.Option(help="c, h or n")] = "c",
 ) -> None:
     """Sign and submit a realistic prescription as a demo prescriber; show code, status and QR."""
     from eprescribe.qr import terminal
-    from erx.demo import credentials_path, load_demo_sync
-    from erx.migrate import upgrade
+    from erx.demo import credentials_path, load_demo
+    from erx.migrate import upgrade_async
 
     settings = get_settings()
     path = credentials_path(settings)
@@ -73,12 +86,14 @@ def prescribe(
                 return await _prescribe(client, json.loads(path.read_text()), kind)
         except httpx.ConnectError:
             console.print(f"[yellow]Nothing answers at {url}; running the app in-process.[/]")
-        upgrade(settings)
-        load_demo_sync(settings)
+        await upgrade_async(settings)
         from erx.app import create_app
 
         app = create_app(settings)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://erx.local") as client:
+        await load_demo(app.state.runtime)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://erx.local"
+        ) as client:
             try:
                 return await _prescribe(client, json.loads(path.read_text()), kind)
             finally:
@@ -87,11 +102,22 @@ def prescribe(
     record = asyncio.run(run())
     table = Table("line", "drug", "quantity", "days", "remaining", title=f"Đơn thuốc {record['code']}")
     for item in record["items"]:
-        table.add_row(str(item["line_no"]), f"{item['active_ingredient']} {item['strength']} ({item['dosage_form']})",
-                      f"{item['quantity']} {item['unit']}", str(item["days_supply"]), str(item["remaining"]))
-    console.print(Panel.fit(
-        f"[bold]Code:[/] {record['code']}\n[bold]Status:[/] {record['status']}\n"
-        f"[bold]Valid until:[/] {record['valid_until']}\n[bold]Patient:[/] {record['patient']['full_name']}\n"
-        f"[bold]Prescriber:[/] {record['prescriber_name']}", title="Prescription accepted"))
+        table.add_row(
+            str(item["line_no"]),
+            f"{item['active_ingredient']} {item['strength']} ({item['dosage_form']})",
+            f"{item['quantity']} {item['unit']}",
+            str(item["days_supply"]),
+            str(item["remaining"]),
+        )
+    console.print(
+        Panel.fit(
+            f"[bold]Code:[/] {record['code']}\n[bold]Status:[/] {record['status']}\n"
+            f"[bold]Valid until:[/] {record['valid_until']}\n[bold]Patient:[/] {record['patient']['full_name']}\n"
+            f"[bold]Prescriber:[/] {record['prescriber_name']}",
+            title="Prescription accepted",
+        )
+    )
     console.print(table)
-    console.print(terminal(record["qr_text"]))
+    # Printed raw: Rich would fold the QR's lines at the terminal width and break it.
+    sys.stdout.write(terminal(record["qr_text"]))
+    console.print(f"QR text ({len(record['qr_text'])} characters): {record['qr_text'][:40]}…")

@@ -128,9 +128,7 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(_clean_loc(e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
     first = errors[0] if errors else None
-    detail = (
-        f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "Invalid request"
-    )
+    detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "Invalid request"
     return problem_response(422, "Invalid content", detail, problem="invalid-content", errors=errors)
 
 

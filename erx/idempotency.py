@@ -49,9 +49,7 @@ class Claim:
     record_id: int
 
 
-async def claim(
-    session: AsyncSession, *, scope: str, key: str, request_hash: str
-) -> Claim | Replay:
+async def claim(session: AsyncSession, *, scope: str, key: str, request_hash: str) -> Claim | Replay:
     """Reserve `key` for this request, or return the answer already given for it.
 
     The reservation is an INSERT in the request's own transaction: a concurrent retry's INSERT
@@ -87,9 +85,7 @@ async def claim(
     return Replay(status_code=int(existing.status_code), body=json.loads(existing.response_body))
 
 
-async def complete(
-    session: AsyncSession, held: Claim, *, status_code: int, body: dict[str, Any]
-) -> None:
+async def complete(session: AsyncSession, held: Claim, *, status_code: int, body: dict[str, Any]) -> None:
     """Store the answer with the reservation, in the same transaction as the work."""
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     await session.execute(

@@ -6,10 +6,9 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
-    import eprescribe.models
     import erx.audit
     import erx.idempotency  # noqa: F401
-
+    import price_portal.models  # noqa: F401
     from erx.database import metadata
 
     return metadata

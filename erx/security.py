@@ -65,9 +65,7 @@ class SecretHasher:
     async def verify(self, stored_hash: str | None, secret: str) -> bool:
         def _verify() -> bool:
             try:
-                return self._hasher.verify(stored_hash or self._dummy, secret) and (
-                    stored_hash is not None
-                )
+                return self._hasher.verify(stored_hash or self._dummy, secret) and (stored_hash is not None)
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
@@ -96,13 +94,12 @@ class KeyRing:
     def jwks(self) -> dict[str, Any]:
         return {
             "keys": [
-                {**k.as_dict(private=False), "use": "sig", "alg": "ES256", "kid": k.kid}
-                for k in self._keys
+                {**k.as_dict(private=False), "use": "sig", "alg": "ES256", "kid": k.kid} for k in self._keys
             ]
         }
 
-    def sign_compact(self, payload: dict[str, Any], typ: str) -> str:
-        header = {"alg": "ES256", "kid": self.active_kid, "typ": typ}
+    def sign_compact(self, payload: dict[str, Any]) -> str:
+        header = {"alg": "ES256", "kid": self.active_kid}
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         return jws.serialize_compact(header, body, self.active, algorithms=SIGNING_ALGORITHMS)
 
@@ -118,14 +115,15 @@ class KeyRing:
     @staticmethod
     def _generate() -> ECKey:
         key = ECKey.generate_key("P-256", private=True)
-        return ECKey.import_key({**key.as_dict(private=True), "kid": key.thumbprint()})
+        # A short kid keeps the QR code small; 16 base64url characters are 96 bits.
+        return ECKey.import_key({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
 
     @classmethod
     def load(cls, settings: Settings) -> KeyRing:
         """Read keys from settings, else from the data directory, generating one on first run."""
         if settings.signing_key is not None:
             data = json.loads(settings.signing_key.get_secret_value())
-            items = data["keys"] if "keys" in data else [data]
+            items = data.get("keys", [data])
             return cls([_import_private(item) for item in items])
         key_dir = settings.data_dir / "keys"
         key_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +233,9 @@ class TokenService:
             raise Unauthorized("Unknown client kind in token") from exc
         if kind is not expected or claims.get("aud") != AUDIENCE[expected]:
             raise Forbidden(f"A {kind.value} token cannot be used here; this needs a {expected.value} token")
-        return Principal(kind=kind, client_id=str(claims["sub"]), credentials_version=int(claims.get("ver", 0)))
+        return Principal(
+            kind=kind, client_id=str(claims["sub"]), credentials_version=int(claims.get("ver", 0))
+        )
 
 
 def bearer_token(request: Request) -> str:

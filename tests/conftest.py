@@ -43,7 +43,9 @@ def make_settings(data_dir: Path, database_url: str | None, **overrides: Any) ->
     return Settings.model_validate(values)
 
 
-async def _settings_for(engine: str, name: str, tmp: Path, cluster: Cluster | None, **overrides: Any) -> Settings:
+async def _settings_for(
+    engine: str, name: str, tmp: Path, cluster: Cluster | None, **overrides: Any
+) -> Settings:
     if engine == "sqlite":
         return make_settings(tmp, None, **overrides)
     assert cluster is not None
@@ -82,7 +84,9 @@ class Harness:
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-async def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+async def harness(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Harness]:
     """The suite's main fixture: every test that uses it runs on both engines."""
     engine = str(request.param)
     cluster = request.getfixturevalue("pg_cluster") if engine == "postgresql" else None
@@ -95,7 +99,9 @@ async def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 @pytest.fixture(scope="session")
 async def pg_harness(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     """PostgreSQL only: concurrency is only meaningful on the production engine."""
-    settings = await _settings_for("postgresql", "erx_concurrency", tmp_path_factory.mktemp("pgc"), pg_cluster)
+    settings = await _settings_for(
+        "postgresql", "erx_concurrency", tmp_path_factory.mktemp("pgc"), pg_cluster
+    )
     h = await Harness(settings).start()
     yield h
     await h.close()

@@ -74,7 +74,9 @@ class Product:
     category: str
     declared_price: int | None
 
-    def line(self, *, quantity: int = 10, days_supply: int = 5, with_registration: bool = False) -> dict[str, Any]:
+    def line(
+        self, *, quantity: int = 10, days_supply: int = 5, with_registration: bool = False
+    ) -> dict[str, Any]:
         item: dict[str, Any] = {
             "active_ingredient": self.active_ingredient,
             "strength": self.strength,
@@ -109,8 +111,9 @@ class Api:
         self._admin_token: str | None = None
 
     async def token(self, path: str, client_id: str, secret: str) -> httpx.Response:
-        return await self.client.post(path, data={
-            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+        return await self.client.post(
+            path, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        )
 
     async def admin_headers(self) -> dict[str, str]:
         if self._admin_token is None:
@@ -120,8 +123,11 @@ class Api:
         return {"Authorization": f"Bearer {self._admin_token}"}
 
     async def facility(self, province: str = "01") -> Facility:
-        r = await self.client.post("/api/v1/facilities", json={"name": f"Bệnh viện {rand(4)}", "province_code": province},
-                                   headers=await self.admin_headers())
+        r = await self.client.post(
+            "/api/v1/facilities",
+            json={"name": f"Bệnh viện {rand(4)}", "province_code": province},
+            headers=await self.admin_headers(),
+        )
         assert r.status_code == 201, r.text
         f = Facility(r.json()["facility_code"], r.json()["client_secret"])
         t = await self.token("/api/v1/auth/token", f.facility_code, f.client_secret)
@@ -131,18 +137,34 @@ class Api:
 
     async def prescriber(self, facility_codes: list[str], *, controlled: bool = False) -> Prescriber:
         key = ECKey.generate_key("P-256", private=True)
-        r = await self.client.post("/api/v1/prescribers", json={
-            "full_name": f"BS. Nguyễn {rand(4)}", "license_no": f"{rand(6, string.digits)}/HNO-CCHN",
-            "facility_codes": facility_codes, "public_jwk": key.as_dict(private=False),
-            "controlled_allowed": controlled}, headers=await self.admin_headers())
+        r = await self.client.post(
+            "/api/v1/prescribers",
+            json={
+                "full_name": f"BS. Nguyễn {rand(4)}",
+                "license_no": f"{rand(6, string.digits)}/HNO-CCHN",
+                "facility_codes": facility_codes,
+                "public_jwk": key.as_dict(private=False),
+                "controlled_allowed": controlled,
+            },
+            headers=await self.admin_headers(),
+        )
         assert r.status_code == 201, r.text
         return Prescriber(r.json()["prescriber_id"], key, facility_codes, controlled)
 
-    async def pharmacy(self, *, controlled: bool = False, province: str = "01", kind: str = "pharmacy") -> Pharmacy:
-        r = await self.client.post("/api/v1/pharmacies", json={
-            "name": f"Nhà thuốc {rand(4)}", "kind": kind, "province_code": province,
-            "address": f"{rand(2, string.digits)} Giải Phóng, Hà Nội", "controlled_licence": controlled},
-            headers=await self.admin_headers())
+    async def pharmacy(
+        self, *, controlled: bool = False, province: str = "01", kind: str = "pharmacy"
+    ) -> Pharmacy:
+        r = await self.client.post(
+            "/api/v1/pharmacies",
+            json={
+                "name": f"Nhà thuốc {rand(4)}",
+                "kind": kind,
+                "province_code": province,
+                "address": f"{rand(2, string.digits)} Giải Phóng, Hà Nội",
+                "controlled_licence": controlled,
+            },
+            headers=await self.admin_headers(),
+        )
         assert r.status_code == 201, r.text
         p = Pharmacy(r.json()["connection_code"], r.json()["client_secret"], controlled)
         t = await self.token("/gateway/v1/auth/token", p.connection_code, p.client_secret)
@@ -150,20 +172,34 @@ class Api:
             p.token = t.json()["access_token"]
         return p
 
-    async def product(self, category: str = "normal", *, ingredient: str | None = None, strength: str = "500mg",
-                      dosage_form: str = "viên nén", unit: str = "viên", price: int | None = 1000,
-                      name: str | None = None) -> Product:
+    async def product(
+        self,
+        category: str = "normal",
+        *,
+        ingredient: str | None = None,
+        strength: str = "500mg",
+        dosage_form: str = "viên nén",
+        unit: str = "viên",
+        price: int | None = 1000,
+        name: str | None = None,
+    ) -> Product:
         ingredient = ingredient or f"testamol-{rand(6).lower()}"
         body: dict[str, Any] = {
             "registration_no": f"VD-{rand(5, string.digits)}-{rand(2, string.digits)}-{rand(3)}",
-            "name": name or f"{ingredient.title()} {strength}", "active_ingredient": ingredient,
-            "strength": strength, "dosage_form": dosage_form, "unit": unit, "category": category,
+            "name": name or f"{ingredient.title()} {strength}",
+            "active_ingredient": ingredient,
+            "strength": strength,
+            "dosage_form": dosage_form,
+            "unit": unit,
+            "category": category,
         }
         if price is not None:
             body["declared_price"] = price
         r = await self.client.post("/api/v1/drugs", json=body, headers=await self.admin_headers())
         assert r.status_code == 201, r.text
-        return Product(body["registration_no"], body["name"], ingredient, strength, dosage_form, unit, category, price)
+        return Product(
+            body["registration_no"], body["name"], ingredient, strength, dosage_form, unit, category, price
+        )
 
     async def world(self) -> World:
         facility = await self.facility()
@@ -183,7 +219,8 @@ class Api:
     async def prescribe(self, w: World, **kwargs: Any) -> dict[str, Any]:
         """Submit a valid prescription and return the created answer."""
         prescriber = kwargs.pop("prescriber", None) or (
-            w.controlled_prescriber if kwargs.get("kind", "c") in "nh" else w.prescriber)
+            w.controlled_prescriber if kwargs.get("kind", "c") in "nh" else w.prescriber
+        )
         payload = payload_for(w, **kwargs)
         r = await self.submit(w.facility, prescriber.sign(payload))
         assert r.status_code == 201, r.text
@@ -194,17 +231,27 @@ class Api:
 KIND_PRODUCT = {"c": "normal", "n": "narcotic", "h": "psychotropic", "y": "traditional", "t": "traditional"}
 
 
-def payload_for(w: World, *, kind: str = "c", items: list[dict[str, Any]] | None = None,
-                patient: dict[str, Any] | None = None, diagnoses: list[dict[str, Any]] | None = None,
-                **extra: Any) -> dict[str, Any]:
+def payload_for(
+    w: World,
+    *,
+    kind: str = "c",
+    items: list[dict[str, Any]] | None = None,
+    patient: dict[str, Any] | None = None,
+    diagnoses: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     product = w.products[KIND_PRODUCT[kind]]
     return {
         "kind": kind,
         "facility_code": w.facility.facility_code,
         "issued_at": now_iso(),
-        "patient": patient or {
-            "full_name": "Trần Thị Bình", "date_of_birth": "1980-03-15", "gender": "female",
-            "national_id": "001180012345", "insurance_no": "DN4010112345678",
+        "patient": patient
+        or {
+            "full_name": "Trần Thị Bình",
+            "date_of_birth": "1980-03-15",
+            "gender": "female",
+            "national_id": "001180012345",
+            "insurance_no": "DN4010112345678",
         },
         "diagnoses": diagnoses or [{"icd10": "J02.9", "text": "Viêm họng cấp"}],
         "items": items or [product.line(quantity=10, days_supply=5)],

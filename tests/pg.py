@@ -26,9 +26,7 @@ def _bindir() -> Path:
     for path in candidates:
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
             return path
-    raise RuntimeError(
-        "PostgreSQL server binaries not found: install them (apt-get install -y postgresql)"
-    )
+    raise RuntimeError("PostgreSQL server binaries not found: install them (apt-get install -y postgresql)")
 
 
 def _free_port() -> int:
@@ -81,8 +79,9 @@ def start_cluster() -> Cluster:
         pw = pwd.getpwnam(run_as)
         os.chown(root, pw.pw_uid, pw.pw_gid)
     cluster = Cluster("127.0.0.1", _free_port(), "postgres", datadir, run_as, bindir)
-    cluster._run("initdb", "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--locale=C.UTF-8")
+    cluster._run(
+        "initdb", "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"
+    )
     options = (
         f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
