@@ -6,9 +6,10 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
-    import erx.audit
+    # Imported for their side effect: each module registers its tables on the shared metadata.
+    import eprescribe.models  # noqa: F401
+    import erx.audit  # noqa: F401
     import erx.idempotency  # noqa: F401
-    import price_portal.models  # noqa: F401
     from erx.database import metadata
 
     return metadata
