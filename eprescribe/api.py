@@ -40,7 +40,7 @@ from erx.security import ClientKind
 
 router = APIRouter()
 PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-ERRORS: dict[int | str, dict[str, Any]] = {code: PROBLEM for code in (400, 401, 403, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 422), PROBLEM)
 
 
 @router.post("/api/v1/auth/token", response_model=TokenResponse, tags=["credentials"], responses=ERRORS)

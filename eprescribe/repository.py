@@ -62,9 +62,7 @@ async def existing_facility_codes(session: AsyncSession, codes: Sequence[str]) -
 
 
 async def get_pharmacy(session: AsyncSession, connection_code: str) -> Pharmacy | None:
-    result = await session.execute(
-        select(Pharmacy).where(col(Pharmacy.connection_code) == connection_code)
-    )
+    result = await session.execute(select(Pharmacy).where(col(Pharmacy.connection_code) == connection_code))
     return result.scalar_one_or_none()
 
 
@@ -73,9 +71,7 @@ async def get_pharmacy_by_id(session: AsyncSession, pharmacy_id: int) -> Pharmac
 
 
 async def get_drug(session: AsyncSession, registration_no: str) -> Drug | None:
-    result = await session.execute(
-        select(Drug).where(col(Drug.registration_no) == registration_no)
-    )
+    result = await session.execute(select(Drug).where(col(Drug.registration_no) == registration_no))
     return result.scalar_one_or_none()
 
 
@@ -277,7 +273,7 @@ async def drug_search_texts(session: AsyncSession, category: str | None) -> list
     return [(int(row[0]), str(row[1])) for row in result]
 
 
-def drug_ids_in_category_query(category: str) -> Select[tuple[int]]:
+def drug_ids_in_category_query(category: str) -> Select[int]:
     return select(Drug.id).where(Drug.category == category)  # type: ignore[call-overload, no-any-return]
 
 
@@ -288,7 +284,7 @@ async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[P
     return list(result.scalars())
 
 
-def inactive_pharmacy_ids_query() -> Select[tuple[int]]:
+def inactive_pharmacy_ids_query() -> Select[int]:
     return select(Pharmacy.id).where(Pharmacy.status != "active")  # type: ignore[call-overload, no-any-return]
 
 
@@ -306,3 +302,26 @@ async def insert_pharmacies(session: AsyncSession, rows: Sequence[dict[str, obje
     """Insert many registry rows in one multi-row statement (demo and bench data)."""
     if rows:
         await session.execute(Pharmacy.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+
+
+# ---- read by the browser consoles (eprescribe.console) -------------------------------------
+
+
+async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> list[Prescriber]:
+    result = await session.execute(
+        select(Prescriber)
+        .join(PrescriberFacility, col(PrescriberFacility.prescriber_id) == col(Prescriber.prescriber_id))
+        .where(col(PrescriberFacility.facility_code) == facility_code)
+        .order_by(col(Prescriber.full_name), col(Prescriber.prescriber_id))
+    )
+    return list(result.scalars())
+
+
+async def inactive_pharmacy_ids(session: AsyncSession, limit: int) -> list[int]:
+    result = await session.execute(inactive_pharmacy_ids_query().limit(limit))
+    return [int(i) for i in result.scalars()]
+
+
+async def drug_ids_in_category(session: AsyncSession, category: str, limit: int) -> list[int]:
+    result = await session.execute(drug_ids_in_category_query(category).limit(limit))
+    return [int(i) for i in result.scalars()]

@@ -1159,7 +1159,7 @@ async def drug_search_texts(session: AsyncSession, *, category: str | None) -> l
     return await repository.drug_search_texts(session, category)
 
 
-def drug_ids_in_category_query(category: str) -> Select[tuple[int]]:
+def drug_ids_in_category_query(category: str) -> Select[int]:
     """A subquery of the ids of one category's products, to compose into another context's query."""
     return repository.drug_ids_in_category_query(category)
 
@@ -1176,7 +1176,7 @@ async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[i
     return {p.id: p for p in await repository.pharmacies_by_ids(session, ids) if p.id is not None}
 
 
-def inactive_pharmacy_ids_query() -> Select[tuple[int]]:
+def inactive_pharmacy_ids_query() -> Select[int]:
     """A subquery of suspended or revoked outlets (a small set) that the public must not see."""
     return repository.inactive_pharmacy_ids_query()
 
@@ -1214,3 +1214,124 @@ async def register_demo_pharmacies(
     ]
     for start in range(0, len(rows), 1000):
         await repository.insert_pharmacies(session, rows[start : start + 1000])
+
+
+# ---- what the pharmacy gateway needs to void a dispense (pharmacy_gateway.service) ----------
+
+
+async def lock_prescription(session: AsyncSession, prescription_id: int) -> Prescription | None:
+    """Lock the prescription row whatever its status (a void may reopen a dispensed one).
+
+    Voids and dispenses of one prescription queue on this lock, so settle_status never
+    computes a status from lines another transaction is still changing.
+    """
+    result = await session.execute(
+        select(Prescription)
+        .where(Prescription.id == prescription_id)  # type: ignore[arg-type]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+# ---- what the browser consoles and the patient view need (eprescribe.console, patient_view) ---
+
+from datetime import date  # noqa: E402 - this appended section's own import
+
+PATIENT_ACTOR = "patient"
+
+
+async def prescribers_at_facility(session: AsyncSession, facility: Facility) -> list[Prescriber]:
+    """List every prescriber registered at this facility, by name (the console offers the active ones)."""
+    return await repository.prescribers_at_facility(session, facility.facility_code)
+
+
+async def console_prescriber(session: AsyncSession, facility: Facility, prescriber_id: str) -> Prescriber:
+    """Return the prescriber a console session acts as: active and registered at its facility."""
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    if (
+        prescriber is None
+        or prescriber.status != ClientStatus.ACTIVE
+        or not await repository.prescriber_works_at(session, prescriber.prescriber_id, facility.facility_code)
+    ):
+        raise PrescriberNotAllowed(
+            f"Prescriber {prescriber_id} is not an active prescriber of facility {facility.facility_code}"
+        )
+    return prescriber
+
+
+async def open_for_patient(
+    session: AsyncSession, code_text: str, date_of_birth: date, *, address: str | None
+) -> Prescription | None:
+    """Return the prescription when the date of birth matches its patient's; log each try.
+
+    The code and the date of birth together are the patient's secret: a wrong date and an
+    unknown code get the same answer (None).
+    """
+    code = codes.canonical(code_text)
+    prescription = await repository.get_prescription(session, code) if code is not None else None
+    if prescription is None:
+        return None
+    matches = prescription.patient_date_of_birth == date_of_birth
+    await audit.record_access(
+        session,
+        prescription_code=prescription.code,
+        actor_kind=PATIENT_ACTOR,
+        actor_code=PATIENT_ACTOR,
+        action="patient_sign_in" if matches else "patient_sign_in_denied",
+        client_address=address,
+    )
+    return prescription if matches else None
+
+
+async def read_for_patient(
+    session: AsyncSession, code: str, *, action: str, address: str | None
+) -> PrescriptionRecord | None:
+    """Read the patient's own prescription (after open_for_patient) and write it to the access log."""
+    prescription = await repository.get_prescription(session, code)
+    if prescription is None:
+        return None
+    await audit.record_access(
+        session,
+        prescription_code=prescription.code,
+        actor_kind=PATIENT_ACTOR,
+        actor_code=PATIENT_ACTOR,
+        action=action,
+        client_address=address,
+    )
+    return await load_record(session, prescription)
+
+
+async def access_entries(session: AsyncSession, prescription: Prescription) -> list[audit.AccessLogEntry]:
+    """List who read or changed this prescription (the caller has already logged its own read)."""
+    return await audit.entries_for(session, prescription.code)
+
+
+async def actor_names(
+    session: AsyncSession, entries: Iterable[audit.AccessLogEntry]
+) -> dict[tuple[str, str], str]:
+    """Name the facilities and pharmacies of an access log, by (actor_kind, actor_code)."""
+    names: dict[tuple[str, str], str] = {}
+    for entry in entries:
+        key = (entry.actor_kind, entry.actor_code)
+        if key in names:
+            continue
+        if entry.actor_kind == "facility":
+            facility = await repository.get_facility(session, entry.actor_code)
+            if facility is not None:
+                names[key] = facility.name
+        elif entry.actor_kind == "pharmacy":
+            pharmacy = await repository.get_pharmacy(session, entry.actor_code)
+            if pharmacy is not None:
+                names[key] = pharmacy.name
+    return names
+
+
+async def inactive_pharmacy_ids(session: AsyncSession, *, limit: int) -> list[int]:
+    """Up to `limit` suspended or revoked outlets (a partial index keeps this instant)."""
+    return await repository.inactive_pharmacy_ids(session, limit)
+
+
+async def drug_ids_in_category(session: AsyncSession, category: str, *, limit: int) -> list[int]:
+    """Up to `limit` ids of one category's products."""
+    return await repository.drug_ids_in_category(session, category, limit)

@@ -78,3 +78,8 @@ def keys_rotate() -> None:
     key_dir.mkdir(parents=True, exist_ok=True)
     path = KeyRing.rotate(key_dir)
     console.print(f"New signing key: {path}. Restart the services to sign with it.")
+
+
+from price_portal.cli import prices_app  # noqa: E402 - appended with the price portal
+
+app.add_typer(prices_app, name="prices")

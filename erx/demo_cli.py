@@ -121,3 +121,47 @@ def prescribe(
     # Printed raw: Rich would fold the QR's lines at the terminal width and break it.
     sys.stdout.write(terminal(record["qr_text"]))
     console.print(f"QR text ({len(record['qr_text'])} characters): {record['qr_text'][:40]}…")
+
+
+@demo_app.command("seed-prices")
+def seed_prices(
+    outlets: Annotated[int, typer.Option(min=1, help="Synthetic outlets to list prices at")] = 200,
+    rows: Annotated[int, typer.Option(min=1, help="Price listings to generate in all")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same data)")] = 20261124,
+) -> None:
+    """Generate realistic price listings with history for the public portal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from erx.migrate import upgrade
+    from erx.runtime import Runtime
+    from price_portal.seed import seed_prices as generate
+
+    settings = get_settings()
+    upgrade(settings)
+    runtime = Runtime.build(settings)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage.capitalize(), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    async def run() -> Any:
+        try:
+            return await generate(runtime, outlets=outlets, rows=rows, seed=seed, progress=report)
+        finally:
+            await runtime.database.dispose()
+
+    with progress:
+        result = asyncio.run(run())
+    console.print(
+        f"[green]{result.listings:,} listings[/] and {result.history:,} history entries at "
+        f"{result.outlets:,} outlets ({result.outlets_created:,} new)."
+    )

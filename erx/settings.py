@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     throttle_block_failures: int = 10
     throttle_window_seconds: int = 600
     throttle_delay_seconds: float = 0.5
+    # An address may hide several honest outlets (one NAT): it gets this many times the limits.
+    throttle_address_factor: int = 4
+
+    # Browser sessions of the consoles and the patient view (erx/web_session.py).
+    web_session_idle_seconds: int = 30 * 60
+    web_session_max_seconds: int = 8 * 3600
+    # Date-of-birth answers per prescription code: tighter than secrets, the space is small.
+    patient_view_free_failures: int = 3
+    patient_view_block_failures: int = 6
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -13,4 +13,6 @@ from pharmacy_gateway.prices_api import router as prices_router
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app([router, prices_router, console_router], title="Pharmacy gateway", settings=settings, runtime=runtime)
+    return build_app(
+        [router, prices_router, console_router], title="Pharmacy gateway", settings=settings, runtime=runtime
+    )

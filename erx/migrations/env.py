@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlmodel.sql.sqltypes import AutoString
 
 from erx.database import create_engine
 from erx.model_registry import load_all_models
@@ -19,12 +21,28 @@ def _settings() -> Settings:
     return given if isinstance(given, Settings) else get_settings()
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render SQLModel's AutoString as plain sa.String so migrations do not import sqlmodel."""
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
+    return False
+
+
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Skip PostgreSQL-only indexes (trigram GIN) when comparing against SQLite."""
+    if type_ == "index" and context.get_context().dialect.name != "postgresql":
+        return not getattr(obj, "dialect_options", {}).get("postgresql", {}).get("using")
+    return True
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

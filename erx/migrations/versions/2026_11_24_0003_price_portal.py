@@ -51,9 +51,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("price_listing", schema=None) as batch_op:
         batch_op.create_index("uq_price_listing_pharmacy_drug", ["pharmacy_id", "drug_id"], unique=True)
-        batch_op.create_index("ix_price_listing_drug_price", ["drug_id", "price", "id"], unique=False)
         batch_op.create_index(
-            "ix_price_listing_province_drug_price", ["province_code", "drug_id", "price", "id"], unique=False
+            "ix_price_listing_drug_price",
+            ["drug_id", "price", "id", "pharmacy_id", "outlet_kind"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_price_listing_province_drug_price",
+            ["province_code", "drug_id", "price", "id", "pharmacy_id", "outlet_kind"],
+            unique=False,
         )
         batch_op.create_index("ix_price_listing_price", ["price", "id"], unique=False)
         batch_op.create_index(
@@ -86,6 +92,16 @@ def upgrade() -> None:
             unique=False,
         )
 
+    # The portal hides suspended and revoked outlets on every query; there are only a few.
+    op.create_index(
+        "ix_pharmacy_not_active",
+        "pharmacy",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text("status <> 'active'"),
+        sqlite_where=sa.text("status <> 'active'"),
+    )
+
     if _trigram_available():
         # Trusted extension since PostgreSQL 13: the database owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -103,6 +119,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_drug_search_text_trgm")
+    op.drop_index("ix_pharmacy_not_active", table_name="pharmacy")
     with op.batch_alter_table("price_history", schema=None) as batch_op:
         batch_op.drop_index("ix_price_history_pharmacy_drug_recorded_at")
         batch_op.drop_index("ix_price_history_drug_recorded_at")

@@ -1,0 +1,649 @@
+// The prescription form: catalogue and ICD-10 search, the rules checked as the prescriber types,
+// one prescription per kind, and the signature made in this browser with the enrolled key.
+import { cryptoAvailable, findKeyFor, signJws } from "./keystore.js";
+import { combobox, csrfFetch, el, problemOf, readJson, translator } from "./common.js";
+
+const page = readJson("console-page");
+const policy = readJson("console-policy");
+const t = translator(readJson("console-text"), "console.js.");
+const chronic = new Set(policy.chronic_icd10);
+const KINDS = ["c", "n", "h", "y", "t"];
+
+const $ = (id) => document.getElementById(id);
+const form = $("rx-form");
+const sendButton = $("sign-send");
+const sendStatus = $("send-status");
+const summary = $("form-errors");
+const linesBox = $("lines");
+const diagnosesBox = $("diagnoses");
+const splitOffer = $("split-offer");
+const splitOk = $("split-ok");
+
+const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false };
+let signingKey = null;
+
+// ---- dates and rules (the values come from the server's policy table) ----------------------
+
+function parseDay(value) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value || "");
+  return match ? { y: Number(match[1]), m: Number(match[2]), d: Number(match[3]) } : null;
+}
+
+function today() {
+  const now = new Date();
+  return { y: now.getFullYear(), m: now.getMonth() + 1, d: now.getDate() };
+}
+
+function compareDays(a, b) {
+  return a.y - b.y || a.m - b.m || a.d - b.d;
+}
+
+function ageInMonths(born, on) {
+  let months = (on.y - born.y) * 12 + (on.m - born.m);
+  if (on.d < born.d) months -= 1;
+  return months;
+}
+
+function isChronic(code) {
+  const upper = code.toUpperCase();
+  return chronic.has(upper) || chronic.has(upper.slice(0, 3));
+}
+
+function isCancerOrAids(code) {
+  const upper = code.toUpperCase();
+  return (
+    policy.cancer_icd10_prefixes.some((prefix) => upper.startsWith(prefix)) ||
+    policy.hiv_icd10_blocks.includes(upper.slice(0, 3))
+  );
+}
+
+function kindOf(line) {
+  if (line.drug.category === "traditional" && line.decoction) return "t";
+  return policy.kind_of_category[line.drug.category];
+}
+
+function daysLimit(kind) {
+  const chronicDx = state.diagnoses.some((d) => isChronic(d.icd10));
+  const cancerOrAids = state.diagnoses.some((d) => isCancerOrAids(d.icd10));
+  if (kind === "n") {
+    return cancerOrAids
+      ? { limit: policy.narcotic_max_days_per_round, why: "limit.narcotic_round" }
+      : { limit: policy.narcotic_max_days_acute, why: "limit.narcotic_acute" };
+  }
+  if (kind === "h") {
+    return chronicDx
+      ? { limit: policy.psychotropic_max_days_long_term, why: "limit.psychotropic_long" }
+      : { limit: policy.psychotropic_max_days_acute, why: "limit.psychotropic_acute" };
+  }
+  return chronicDx
+    ? { limit: policy.max_days_supply_chronic, why: "limit.chronic" }
+    : { limit: policy.max_days_supply, why: "limit.normal" };
+}
+
+function groups() {
+  const byKind = new Map();
+  state.lines.forEach((line, index) => {
+    const kind = kindOf(line);
+    if (!byKind.has(kind)) byKind.set(kind, []);
+    byKind.get(kind).push(index);
+  });
+  return KINDS.filter((kind) => byKind.has(kind)).map((kind) => [kind, byKind.get(kind)]);
+}
+
+// ---- field errors ----------------------------------------------------------------------
+
+function errorSlot(loc) {
+  return form.querySelector(`[data-error-for="${CSS.escape(loc)}"]`);
+}
+
+function linkError(input, slot) {
+  if (!slot.id) slot.id = `error-${Math.random().toString(36).slice(2)}`;
+  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+  if (!described.includes(slot.id)) input.setAttribute("aria-describedby", [...described, slot.id].join(" "));
+}
+
+function initErrorLinks(root) {
+  for (const input of root.querySelectorAll("[data-loc]")) {
+    const slot = errorSlot(input.dataset.loc);
+    if (slot) linkError(input, slot);
+  }
+}
+
+function clearErrors() {
+  for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+// Show an error on the most specific part of the form that exists for `loc`.
+function setError(loc, message) {
+  const parts = loc.split(".");
+  while (parts.length) {
+    const key = parts.join(".");
+    const slot = errorSlot(key);
+    if (slot) {
+      slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+      const input = form.querySelector(`[data-loc="${CSS.escape(key)}"]`);
+      if (input) input.setAttribute("aria-invalid", "true");
+      return key;
+    }
+    parts.pop();
+  }
+  return null;
+}
+
+function showSummary(title, errors) {
+  const list = summary.querySelector("ul");
+  summary.querySelector("h2").textContent = title;
+  list.replaceChildren(
+    ...errors.map((error) => {
+      const input = error.loc ? form.querySelector(`[data-loc="${CSS.escape(error.loc)}"]`) : null;
+      const text = error.label ? `${error.label}: ${error.message}` : error.message;
+      return el("li", {}, input && input.id ? el("a", { href: `#${input.id}`, text }) : text);
+    }),
+  );
+  summary.hidden = errors.length === 0;
+  if (errors.length) summary.focus();
+}
+
+function labelOf(loc) {
+  const input = form.querySelector(`[data-loc="${CSS.escape(loc)}"]`);
+  if (!input || !input.id) return "";
+  const label = form.querySelector(`label[for="${CSS.escape(input.id)}"]`);
+  return label ? label.textContent.replace("*", "").trim() : "";
+}
+
+// ---- reading the form --------------------------------------------------------------------
+
+function value(id) {
+  return $(id).value.trim();
+}
+
+function patientAge() {
+  const born = parseDay(value("p-dob"));
+  return born ? { born, months: ageInMonths(born, today()) } : null;
+}
+
+function validate() {
+  const errors = [];
+  const add = (loc, message) => errors.push({ loc, message });
+  const show = (loc) => state.submitted || state.touched.has(loc);
+  const required = (id, loc) => {
+    if (!value(id) && show(loc)) add(loc, t("required"));
+  };
+
+  required("p-full-name", "patient.full_name");
+  required("p-gender", "patient.gender");
+  const age = patientAge();
+  const ageText = $("p-age");
+  if (!value("p-dob")) {
+    required("p-dob", "patient.date_of_birth");
+    ageText.textContent = "";
+  } else if (!age) {
+    add("patient.date_of_birth", t("bad_date"));
+  } else if (compareDays(age.born, today()) > 0) {
+    add("patient.date_of_birth", t("dob_future"));
+    ageText.textContent = "";
+  } else {
+    ageText.textContent =
+      age.months < 24 ? t("age_months", { months: age.months }) : t("age_years", { years: Math.floor(age.months / 12), months: age.months });
+  }
+
+  const child = age && age.months >= 0 && age.months < policy.guardian_required_under_months;
+  const guardianBox = $("guardian");
+  const guardianTyped = ["g-full-name", "g-national-id", "g-phone"].some((id) => value(id));
+  guardianBox.hidden = !(child || guardianTyped);
+  if (child) {
+    if (!value("g-full-name")) add("patient.guardian.full_name", t("guardian_needed", { months: policy.guardian_required_under_months }));
+    if (!value("p-weight")) add("patient.weight_kg", t("weight_needed", { months: policy.guardian_required_under_months }));
+  }
+
+  const nationalId = value("p-national-id");
+  if (nationalId && !/^[0-9]{12}$/.test(nationalId)) add("patient.national_id", t("national_id_format"));
+  const kinds = groups().map(([kind]) => kind);
+  if (kinds.includes("n") && !nationalId) add("patient.national_id", t("national_id_narcotic"));
+  const guardianId = value("g-national-id");
+  if (guardianId && !/^[0-9]{12}$/.test(guardianId)) add("patient.guardian.national_id", t("national_id_format"));
+  const insurance = value("p-insurance").toUpperCase();
+  if (insurance && !/^[A-Z]{2}[0-9]{13}$/.test(insurance)) add("patient.insurance_no", t("insurance_format"));
+  for (const [id, loc] of [["p-phone", "patient.phone"], ["g-phone", "patient.guardian.phone"]]) {
+    const phone = value(id);
+    if (phone && !/^\+?[0-9]{8,15}$/.test(phone)) add(loc, t("phone_format"));
+  }
+  const weight = value("p-weight");
+  if (weight && !(Number(weight) > 0 && Number(weight) <= 400)) add("patient.weight_kg", t("weight_range"));
+
+  if (!state.diagnoses.length && state.submitted) add("diagnoses", t("diagnosis_needed"));
+  if (!state.lines.length && state.submitted) add("items", t("drug_needed"));
+
+  state.lines.forEach((line, index) => {
+    const loc = `items.${index}`;
+    const quantity = Number(line.quantity);
+    if (line.quantity === "" ? show(`${loc}.quantity`) : !(Number.isInteger(quantity) && quantity > 0)) {
+      add(`${loc}.quantity`, t("quantity_positive"));
+    }
+    if (!line.unit.trim() && show(`${loc}.unit`)) add(`${loc}.unit`, t("required"));
+    if (!line.instructions.trim() && show(`${loc}.instructions`)) add(`${loc}.instructions`, t("required"));
+    const days = Number(line.days_supply);
+    const { limit, why } = daysLimit(kindOf(line));
+    if (line.days_supply === "") {
+      if (show(`${loc}.days_supply`)) add(`${loc}.days_supply`, t("required"));
+    } else if (!(Number.isInteger(days) && days > 0)) {
+      add(`${loc}.days_supply`, t("days_positive"));
+    } else if (days > limit) {
+      add(`${loc}.days_supply`, t(why, { days: limit }));
+    }
+  });
+
+  const follow = parseDay(value("follow-up"));
+  if (follow && compareDays(follow, today()) < 0) add("follow_up_date", t("follow_up_past"));
+
+  clearErrors();
+  for (const error of errors) setError(error.loc, error.message);
+  updateKinds();
+  return errors;
+}
+
+function updateKinds() {
+  const found = groups();
+  const box = $("kind-summary");
+  box.replaceChildren(
+    ...found.map(([kind, indices]) =>
+      el("span", { class: `badge kind-${kind}`, "data-kind": kind }, t(`kind.${kind}`), ` · ${t("drug_count", { count: indices.length })}`),
+    ),
+  );
+  const several = found.length > 1;
+  splitOffer.hidden = !several;
+  if (several) {
+    $("split-text").textContent = t("split_offer", { count: found.length });
+    $("split-label").textContent = t("split_accept", { count: found.length });
+  } else {
+    splitOk.checked = false;
+  }
+  sendButton.textContent = several ? t("send_split", { count: found.length }) : t("send");
+}
+
+// ---- diagnoses -----------------------------------------------------------------------------
+
+function renderDiagnoses() {
+  diagnosesBox.replaceChildren(
+    ...state.diagnoses.map((diagnosis, index) =>
+      el(
+        "li",
+        { class: "chosen", "data-icd10": diagnosis.icd10 },
+        el("span", { class: "mono", text: diagnosis.icd10 }),
+        el("span", { text: diagnosis.text }),
+        diagnosis.chronic ? el("span", { class: "badge", text: t("chronic") }) : null,
+        el("button", {
+          type: "button",
+          class: "secondary compact",
+          "aria-label": t("remove_named", { name: `${diagnosis.icd10} ${diagnosis.text}` }),
+          text: t("remove"),
+          onclick: () => {
+            state.diagnoses.splice(index, 1);
+            renderDiagnoses();
+            validate();
+          },
+        }),
+      ),
+    ),
+  );
+  $("no-diagnoses").hidden = state.diagnoses.length > 0;
+}
+
+combobox({
+  input: $("icd-search"),
+  list: $("icd-results"),
+  minLength: 1,
+  search: async (q) => {
+    const response = await fetch(`${page.icd10_url}?q=${encodeURIComponent(q)}`);
+    const body = await response.json();
+    return { items: body.items, empty: t("no_match") };
+  },
+  render: (item) => ({
+    label: `${item.code} · ${document.documentElement.lang === "en" ? item.name_en : item.name_vi}`,
+    detail: item.chronic ? t("chronic") : "",
+    disabled: state.diagnoses.some((d) => d.icd10 === item.code),
+  }),
+  pick: (item) => {
+    state.diagnoses.push({ icd10: item.code, text: item.name_vi, chronic: item.chronic });
+    renderDiagnoses();
+    validate();
+  },
+});
+
+// ---- drug lines ----------------------------------------------------------------------------
+
+function lineField(line, index, field, label, attributes) {
+  const loc = `items.${index}.${field}`;
+  const id = `line-${line.id}-${field}`;
+  const input = el("input", {
+    id,
+    "data-loc": loc,
+    value: line[field],
+    ...attributes,
+  });
+  input.addEventListener("input", () => {
+    line[field] = input.value;
+    validate();
+  });
+  input.addEventListener("blur", () => {
+    state.touched.add(loc);
+    validate();
+  });
+  const slot = el("p", { class: "field-error", "data-error-for": loc });
+  const wrapper = el("div", { class: "field" }, el("label", { for: id, text: label }), input, slot);
+  return wrapper;
+}
+
+function renderLines() {
+  linesBox.replaceChildren(
+    ...state.lines.map((line, index) => {
+      const drug = line.drug;
+      const kind = kindOf(line);
+      const card = el(
+        "div",
+        { class: "line", role: "group", "aria-label": drug.name, "data-line": index },
+        el(
+          "div",
+          { class: "line-head" },
+          el(
+            "div",
+            {},
+            el("strong", { text: drug.name }),
+            el("p", {
+              class: "muted small",
+              text: `${drug.active_ingredient} · ${drug.strength} · ${drug.dosage_form} · ${drug.registration_no}`,
+            }),
+          ),
+          el("span", { class: `badge kind-${kind}`, text: t(`kind.${kind}`) }),
+          el("button", {
+            type: "button",
+            class: "secondary compact",
+            "aria-label": t("remove_named", { name: drug.name }),
+            text: t("remove"),
+            onclick: () => {
+              state.lines.splice(index, 1);
+              renderLines();
+              validate();
+            },
+          }),
+        ),
+        el("p", { class: "field-error", "data-error-for": `items.${index}` }),
+        el(
+          "div",
+          { class: "form-row line-fields" },
+          lineField(line, index, "quantity", t("quantity"), { type: "number", min: "1", step: "1", inputmode: "numeric", required: true }),
+          lineField(line, index, "unit", t("unit"), { type: "text", maxlength: "32", required: true }),
+          lineField(line, index, "days_supply", t("days_supply"), { type: "number", min: "1", step: "1", inputmode: "numeric", required: true }),
+        ),
+        lineField(line, index, "instructions", t("instructions"), { type: "text", maxlength: "1000", required: true, class: "wide" }),
+        drug.category === "traditional"
+          ? el(
+              "label",
+              { class: "check" },
+              el("input", {
+                type: "checkbox",
+                checked: line.decoction,
+                onchange: (event) => {
+                  line.decoction = event.target.checked;
+                  renderLines();
+                  validate();
+                },
+              }),
+              ` ${t("decoction")}`,
+            )
+          : null,
+      );
+      initErrorLinks(card);
+      return card;
+    }),
+  );
+  $("no-lines").hidden = state.lines.length > 0;
+}
+
+function drugBlocked(drug) {
+  if (drug.category === "supplement") return t("supplement_never");
+  const kind = policy.kind_of_category[drug.category];
+  if (policy.controlled_kinds.includes(kind) && !page.controlled_allowed) return t("controlled_not_allowed");
+  return "";
+}
+
+combobox({
+  input: $("drug-search"),
+  list: $("drug-results"),
+  search: async (q) => {
+    const response = await fetch(`${page.drugs_url}?q=${encodeURIComponent(q)}&limit=15`);
+    const body = await response.json();
+    return { items: body.items, empty: t("no_match") };
+  },
+  render: (drug) => {
+    const blocked = drugBlocked(drug);
+    return {
+      label: drug.name,
+      detail: `${drug.active_ingredient} · ${drug.strength} · ${drug.dosage_form} · ${t(`category.${drug.category}`)}${blocked ? ` · ${blocked}` : ""}`,
+      disabled: Boolean(blocked),
+    };
+  },
+  pick: (drug) => {
+    state.lines.push({
+      id: crypto.randomUUID(),
+      drug,
+      quantity: "",
+      unit: drug.unit,
+      days_supply: "",
+      instructions: "",
+      decoction: false,
+    });
+    renderLines();
+    validate();
+    const added = linesBox.querySelector(`[data-line="${state.lines.length - 1}"] input`);
+    if (added) added.focus();
+  },
+});
+
+// ---- signing and sending -------------------------------------------------------------------
+
+function vietnamNow() {
+  // Vietnam keeps UTC+7 all year: no daylight saving to look up.
+  return `${new Date(Date.now() + 7 * 3600 * 1000).toISOString().slice(0, 19)}+07:00`;
+}
+
+function payloadFor(kind, indices) {
+  const patient = {
+    full_name: value("p-full-name"),
+    date_of_birth: value("p-dob"),
+    gender: value("p-gender"),
+  };
+  const optional = [
+    ["national_id", value("p-national-id")],
+    ["insurance_no", value("p-insurance").toUpperCase()],
+    ["phone", value("p-phone")],
+    ["address", value("p-address")],
+  ];
+  for (const [name, text] of optional) if (text) patient[name] = text;
+  if (value("p-weight")) patient.weight_kg = Number(value("p-weight"));
+  if (!$("guardian").hidden && value("g-full-name")) {
+    patient.guardian = { full_name: value("g-full-name") };
+    if (value("g-national-id")) patient.guardian.national_id = value("g-national-id");
+    if (value("g-phone")) patient.guardian.phone = value("g-phone");
+  }
+  const payload = {
+    kind,
+    facility_code: page.facility_code,
+    issued_at: vietnamNow(),
+    patient,
+    diagnoses: state.diagnoses.map((d) => ({ icd10: d.icd10, text: d.text })),
+    items: indices.map((index) => {
+      const line = state.lines[index];
+      return {
+        active_ingredient: line.drug.active_ingredient,
+        strength: line.drug.strength,
+        dosage_form: line.drug.dosage_form,
+        registration_no: line.drug.registration_no,
+        quantity: Number(line.quantity),
+        unit: line.unit.trim(),
+        instructions: line.instructions.trim(),
+        days_supply: Number(line.days_supply),
+      };
+    }),
+  };
+  if (value("notes")) payload.notes = value("notes");
+  if (value("follow-up")) payload.follow_up_date = value("follow-up");
+  return payload;
+}
+
+function serverErrors(problem, indices) {
+  const shown = [];
+  for (const error of problem.errors || []) {
+    let loc = Array.isArray(error.loc) ? error.loc.slice() : [];
+    if (loc[0] === "payload" || loc[0] === "body") loc = loc.slice(1);
+    // The server numbers the lines of the prescription it got; the form numbers all of them.
+    if (loc[0] === "items" && typeof loc[1] === "number" && indices[loc[1]] !== undefined) loc[1] = indices[loc[1]];
+    const key = loc.join(".");
+    const where = setError(key, error.msg);
+    shown.push({ loc: where || "", label: where ? labelOf(where) : key, message: error.msg });
+  }
+  if (!shown.length) shown.push({ loc: "", message: problem.detail || problem.title || String(problem.status) });
+  return shown;
+}
+
+function refusal(response, problem) {
+  if (response.status === 401) return t("session_ended");
+  if (response.status === 403 && String(problem.type || "").endsWith("csrf-refused")) return t("form_expired");
+  return t("server_refused", { status: response.status });
+}
+
+function addResult(body, kind) {
+  const list = $("result-list");
+  list.append(
+    el(
+      "li",
+      { "data-code": body.code },
+      el("a", { class: "mono result-code", href: body.print_url, text: body.code }),
+      el("span", { class: `badge kind-${kind}`, text: t(`kind.${kind}`) }),
+      el("span", { class: "muted small", text: t("valid_until", { when: body.valid_until.slice(0, 10) }) }),
+      el("a", { class: "button compact", href: body.print_url, text: t("print") }),
+    ),
+  );
+  $("results").hidden = false;
+}
+
+function resetPatient() {
+  for (const id of ["p-full-name", "p-dob", "p-gender", "p-national-id", "p-insurance", "p-phone", "p-address", "p-weight", "g-full-name", "g-national-id", "g-phone", "notes", "follow-up"]) {
+    $(id).value = "";
+  }
+  state.diagnoses = [];
+  state.touched.clear();
+  state.submitted = false;
+  renderDiagnoses();
+}
+
+async function send(event) {
+  event.preventDefault();
+  if (state.sending) return;
+  state.submitted = true;
+  const errors = validate();
+  if (errors.length) {
+    showSummary(t("fix_first"), errors.map((e) => ({ ...e, label: labelOf(e.loc) })));
+    return;
+  }
+  const found = groups();
+  if (found.length > 1 && !splitOk.checked) {
+    showSummary(t("fix_first"), [{ loc: "", message: t("split_offer", { count: found.length }) }]);
+    splitOk.focus();
+    return;
+  }
+  if (!signingKey) {
+    showSummary(t("fix_first"), [{ loc: "", message: t("key_missing") }]);
+    return;
+  }
+  showSummary("", []);
+  state.sending = true;
+  sendButton.disabled = true;
+  const done = new Set();
+  try {
+    for (const [kind, indices] of found) {
+      sendStatus.textContent = t("signing", { kind: t(`kind.${kind}`) });
+      const jws = await signJws(signingKey.keyPair.privateKey, page.prescriber_id, payloadFor(kind, indices));
+      sendStatus.textContent = t("sending");
+      const response = await csrfFetch(page.submit_url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() },
+        body: JSON.stringify({ jws }),
+      });
+      if (!response.ok) {
+        const problem = await problemOf(response);
+        clearErrors();
+        showSummary(refusal(response, problem), serverErrors(problem, indices));
+        sendStatus.textContent = "";
+        break;
+      }
+      addResult(await response.json(), kind);
+      indices.forEach((index) => done.add(index));
+    }
+  } catch (error) {
+    showSummary(t("network"), [{ loc: "", message: String(error) }]);
+    sendStatus.textContent = "";
+  } finally {
+    state.sending = false;
+    sendButton.disabled = false;
+  }
+  if (done.size) {
+    // Sent lines leave the form; a refused kind stays, with its errors, to be fixed and resent.
+    state.lines = state.lines.filter((_, index) => !done.has(index));
+    if (!state.lines.length) resetPatient();
+    renderLines();
+    state.submitted = state.lines.length > 0;
+    validate();
+    sendStatus.textContent = t("sent", { count: done.size });
+    refreshRecent();
+  }
+}
+
+// ---- recent prescriptions --------------------------------------------------------------------
+
+async function refreshRecent() {
+  const response = await fetch(page.recent_url, { credentials: "same-origin" });
+  if (response.status === 401) {
+    window.location.assign(page.sign_in_url);
+    return;
+  }
+  if (response.ok) {
+    // Server-rendered, autoescaped markup of our own origin.
+    $("recent").innerHTML = await response.text();
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+form.addEventListener("submit", send);
+form.addEventListener("input", (event) => {
+  if (event.target.dataset && event.target.dataset.loc && !event.target.closest(".line")) validate();
+});
+form.addEventListener("focusout", (event) => {
+  const loc = event.target.dataset ? event.target.dataset.loc : undefined;
+  if (loc && !event.target.closest(".line")) {
+    state.touched.add(loc);
+    validate();
+  }
+});
+form.addEventListener("change", (event) => {
+  if (event.target.id === "split-ok") showSummary("", []);
+});
+$("refresh-recent").addEventListener("click", refreshRecent);
+setInterval(refreshRecent, 30000);
+initErrorLinks(form);
+renderDiagnoses();
+renderLines();
+validate();
+
+if (!cryptoAvailable()) {
+  $("crypto-missing").hidden = false;
+  sendButton.disabled = true;
+} else {
+  findKeyFor(page.public_jwk).then((record) => {
+    signingKey = record;
+    $("key-missing").hidden = Boolean(record);
+    form.dataset.ready = record ? "true" : "no-key";
+  });
+}

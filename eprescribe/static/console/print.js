@@ -1,0 +1,4 @@
+// The print button of the paper prescription (inline handlers are refused by the page's CSP).
+for (const button of document.querySelectorAll("[data-print]")) {
+  button.addEventListener("click", () => window.print());
+}

@@ -1,0 +1,31 @@
+"""Errors of the price portal and of price publication."""
+
+from __future__ import annotations
+
+from erx.errors import FieldErrors, InvalidContent, NotFound
+
+
+class ProductNotFound(NotFound):
+    problem = "product-not-found"
+
+    def __init__(self, registration_no: str) -> None:
+        super().__init__(f"No product with registration number {registration_no} is in the catalogue")
+
+
+class OutletNotFound(NotFound):
+    problem = "outlet-not-found"
+
+    def __init__(self, outlet_id: int) -> None:
+        super().__init__(f"No outlet {outlet_id} lists prices on the portal")
+
+
+class PriceListRejected(InvalidContent):
+    """A price list with at least one bad item; nothing of it was applied."""
+
+    problem = "price-list-rejected"
+
+    def __init__(self, errors: FieldErrors) -> None:
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{where}: {first['msg']}{more}; nothing was applied", errors=errors)

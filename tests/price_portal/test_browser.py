@@ -1,0 +1,132 @@
+"""The portal in real headless Chromium (Debian's package, driven by Playwright).
+
+A real uvicorn server runs in a thread on a free loopback port, on the test settings and an
+embedded database of its own, with the demo catalogue and seeded listings. The browser searches
+without diacritics, opens a product, sees the server-drawn chart, switches to English, and
+leaves a screenshot in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from erx.app import create_app
+from erx.migrate import upgrade
+from erx.runtime import Runtime
+from price_portal.seed import seed_prices
+from tests.conftest import make_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running server with the demo catalogue and a few hundred listings."""
+    settings = make_settings(tmp_path_factory.mktemp("browser"), None)
+    upgrade(settings)
+
+    async def prepare() -> None:
+        runtime = Runtime.build(settings)
+        try:
+            await seed_prices(runtime, outlets=12, rows=1500, seed=11)
+        finally:
+            await runtime.database.dispose()
+
+    asyncio.run(prepare())
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:  # pragma: no cover - the server did not come up
+        raise RuntimeError("the portal did not start")
+    yield base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+def test_search_open_product_see_chart_switch_language(live_portal: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM.exists(), "install Debian's chromium package (apt-get install -y chromium)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_portal) else None)
+            failures: list[str] = []
+            page.on("console", lambda m: failures.append(m.text) if m.type == "error" else None)
+
+            page.goto(live_portal + "/")
+            expect(page.locator("html")).to_have_attribute("lang", "vi")
+            # Typed without diacritics; the catalogue says "Thuốc ho Bảo Thanh".
+            page.get_by_label("Tên thuốc, hoạt chất hoặc số đăng ký").fill("thuoc ho bao thanh")
+            page.get_by_role("button", name="Tìm giá").click()
+            page.wait_for_url("**/search?**")
+            expect(page.locator("h1")).to_contain_text("thuoc ho bao thanh")
+            product_link = page.locator(".product-card h3 a", has_text="Thuốc ho Bảo Thanh")
+            expect(product_link).to_be_visible()
+            expect(page.locator("table.prices tbody tr").first).to_be_visible()
+
+            product_link.click()
+            page.wait_for_url("**/products/**")
+            expect(page.locator("h1")).to_have_text("Thuốc ho Bảo Thanh")
+            chart = page.locator("svg.chart")
+            expect(chart).to_be_visible()
+            expect(chart.locator("polyline.chart-median")).to_have_count(1)
+            expect(page.locator("[data-stat=outlets]")).not_to_have_text("0")
+            # Keyboard users reach the search box through the skip link and the header.
+            page.keyboard.press("Tab")
+            expect(page.locator(".skip-link")).to_be_focused()
+
+            page.get_by_role("link", name="English").click()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            expect(page.get_by_role("heading", name="Market prices")).to_be_visible()
+            expect(chart).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "portal-product.png"), full_page=True)
+
+            # The choice is remembered for the next page.
+            page.get_by_role("link", name="Search prices").click()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            assert outside == [], outside
+            assert failures == [], failures
+        finally:
+            browser.close()
