@@ -329,18 +329,14 @@ async def sign_in(
         )
     if outcome.principal is None:
         return _sign_in_page(request, error=t("console.signin.wrong"), facility_code=code, status_code=401)
-    await web_session.end_raw(session, web_session.session_cookie(request))
-    await web_session.purge_expired(session)
-    raw, _ = await web_session.open_session(
+    return await web_session.start_console_session(
         session,
         runtime.settings,
+        request,
         kind=SessionKind.PRESCRIBER,
-        client_id=outcome.principal.client_id,
-        credentials_version=outcome.principal.credentials_version,
+        principal=outcome.principal,
+        redirect_to=f"{PREFIX}/prescribers",
     )
-    response = _redirect(f"{PREFIX}/prescribers")
-    web_session.set_session_cookie(response, request, raw)
-    return response
 
 
 @router.post(f"{PREFIX}/sign-out")

@@ -839,15 +839,20 @@ def _build_item(index: int, item: Any, product: Drug | None) -> PrescriptionItem
     )
 
 
-def _qr_text(runtime: Runtime, prescription: Prescription) -> str:
-    """`CODE.<JWS>`: the national key signs what a pharmacy needs to trust a paper copy offline."""
-    claims = {
+def qr_claims(prescription: Prescription, digest_of_lines: str) -> dict[str, Any]:
+    """What the QR's JWS signs: code, kind, facility, valid_until and a digest of the lines."""
+    return {
         "c": prescription.code,
         "k": prescription.kind,
         "f": prescription.facility_code,
         "v": int(prescription.valid_until.timestamp()),
-        "d": prescription.lines_digest,
+        "d": digest_of_lines,
     }
+
+
+def _qr_text(runtime: Runtime, prescription: Prescription) -> str:
+    """`CODE.<JWS>`: the national key signs what a pharmacy needs to trust a paper copy offline."""
+    claims = qr_claims(prescription, prescription.lines_digest)
     return f"{prescription.code}.{runtime.keyring.sign_compact(claims)}"
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Column, Index, Integer, String, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
@@ -319,3 +320,27 @@ __all__ = [
     "set_session_cookie",
     "sign_in",
 ]
+
+
+async def start_console_session(
+    session: AsyncSession,
+    settings: Settings,
+    request: Request,
+    *,
+    kind: SessionKind,
+    principal: Principal,
+    redirect_to: str,
+) -> Response:
+    """Replace the browser's session with a fresh one after a sign-in and redirect (303)."""
+    await end_raw(session, session_cookie(request))
+    await purge_expired(session)
+    raw, _ = await open_session(
+        session,
+        settings,
+        kind=kind,
+        client_id=principal.client_id,
+        credentials_version=principal.credentials_version,
+    )
+    response = RedirectResponse(redirect_to, status_code=303)
+    set_session_cookie(response, request, raw)
+    return response

@@ -153,13 +153,7 @@ def qr_matches(
         claims = runtime.keyring.verify_compact(compact)
     except (JoseError, ValueError, TypeError, KeyError):
         return False
-    return (
-        claims.get("c") == prescription.code
-        and claims.get("k") == prescription.kind
-        and claims.get("f") == prescription.facility_code
-        and claims.get("v") == int(prescription.valid_until.timestamp())
-        and claims.get("d") == registry.lines_digest(items)
-    )
+    return claims == registry.qr_claims(prescription, registry.lines_digest(items))
 
 
 async def lookup(

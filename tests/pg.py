@@ -29,7 +29,7 @@ def _bindir() -> Path:
     raise RuntimeError("PostgreSQL server binaries not found: install them (apt-get install -y postgresql)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -78,7 +78,7 @@ def start_cluster() -> Cluster:
         run_as = "postgres"
         pw = pwd.getpwnam(run_as)
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    cluster = Cluster("127.0.0.1", _free_port(), "postgres", datadir, run_as, bindir)
+    cluster = Cluster("127.0.0.1", free_port(), "postgres", datadir, run_as, bindir)
     cluster._run(
         "initdb", "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"
     )

@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,39 +21,20 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from eprescribe import service as registry
-from erx.app import create_app
 from erx.migrate import upgrade
 from erx.runtime import Runtime
 from tests.conftest import make_settings
+from tests.live import ARTIFACTS, launch_chromium, live_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ADMIN_ID = "admin-browser"
 ADMIN_SECRET = "browser-test-admin-secret-0123456789"
 PATIENT_DOB = "1985-06-20"
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +54,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             await runtime.database.dispose()
 
     asyncio.run(prepare())
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:  # pragma: no cover - the server did not come up
-        raise RuntimeError("the server did not start")
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(settings) as base:
+        yield base
 
 
 @dataclass
@@ -190,9 +152,7 @@ def shot(page: Page, name: str, **kwargs: Any) -> None:
 
 
 def launch(playwright: Any, *extra: str) -> Browser:
-    browser: Browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra]
-    )
+    browser: Browser = launch_chromium(playwright, *extra)
     return browser
 
 
@@ -204,7 +164,6 @@ def new_page(browser: Browser, **kwargs: Any) -> tuple[BrowserContext, Page]:
 
 
 def test_prescribe_dispense_and_patient_view_end_to_end(live: str, tmp_path: Path) -> None:
-    assert CHROMIUM.exists(), "install Debian's chromium: apt-get install -y chromium"
     with httpx.Client(base_url=live, timeout=10) as http:
         _walk_through(Department(http), live, tmp_path)
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.conftest import ENGINES, Harness, _settings_for
-from tests.pharmacy_gateway.helpers import live_server
+from tests.live import live_server
 
 TUNED = {
     "throttle_free_failures": 2,

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from erx.app import create_app
 from erx.audit import AccessLogEntry
-from erx.runtime import Runtime
-from erx.settings import Settings
 from tests.conftest import Harness
 from tests.factories import Api, Pharmacy, World
 
@@ -113,37 +104,6 @@ async def access_entries(harness: Harness, code: str) -> list[AccessLogEntry]:
             .order_by(AccessLogEntry.id)  # type: ignore[arg-type]
         )
         return list(result.scalars())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """Serve the whole system with uvicorn on a loopback port in a thread; yield its base URL.
-
-    The server gets a runtime of its own (same database and keys): asyncpg connections belong
-    to the event loop that opened them, and the server runs its own loop.
-    """
-    port = _free_port()
-    app = create_app(runtime=Runtime.build(settings))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 async def prescribe(api: Api, w: World, **kwargs: Any) -> str:

@@ -9,40 +9,15 @@ leaves a screenshot in tests/artifacts/.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
-from erx.app import create_app
 from erx.migrate import upgrade
 from erx.runtime import Runtime
 from price_portal.seed import seed_prices
 from tests.conftest import make_settings
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.live import ARTIFACTS, launch_chromium, live_server
 
 
 @pytest.fixture(scope="module")
@@ -59,34 +34,17 @@ def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             await runtime.database.dispose()
 
     asyncio.run(prepare())
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:  # pragma: no cover - the server did not come up
-        raise RuntimeError("the portal did not start")
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(settings) as base:
+        yield base
 
 
 @pytest.mark.browser
 def test_search_open_product_see_chart_switch_language(live_portal: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    assert CHROMIUM.exists(), "install Debian's chromium package (apt-get install -y chromium)"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
             page = context.new_page()
