@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -20,8 +21,12 @@ from eprescribe.schemas import FacilityCreate, PharmacyCreate, PrescriberCreate
 from erx.runtime import Runtime
 from erx.security import new_secret
 from erx.settings import Settings
+from price_portal import service as prices
+from price_portal.seed import seed_prices
 
 ADMIN_CLIENT_ID = "demo-admin"
+DEMO_SEEDED_OUTLETS = 60
+DEMO_SEEDED_LISTINGS = 8000
 
 FACILITIES = [
     ("01001", "Bệnh viện Bạch Mai", "01"),
@@ -187,11 +192,34 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
         )
 
     await registry.import_drugs(session, read_catalogue_csv(catalogue_path()))
+    await _publish_demo_prices(session)
     return {
         "admin": {"client_id": ADMIN_CLIENT_ID, "client_secret": admin_secret},
         "facilities": facilities,
         "pharmacies": pharmacies,
     }
+
+
+CONTROLLED_CATEGORIES = {"narcotic", "psychotropic", "precursor"}
+
+
+async def _publish_demo_prices(session: AsyncSession) -> None:
+    """List most catalogue products at each demo pharmacy, around the declared price."""
+    rng = random.Random(2026)
+    drugs = [row for _, row in read_catalogue_csv(catalogue_path())]
+    for code, *_rest, controlled in PHARMACIES:
+        pharmacy = await registry.get_pharmacy(session, code)
+        assert pharmacy is not None
+        items = []
+        for row in drugs:
+            if row["category"] in CONTROLLED_CATEGORIES and not controlled:
+                continue
+            if rng.random() < 0.25:  # no outlet stocks everything
+                continue
+            declared = int(row["declared_price"]) if row["declared_price"] else rng.randint(50, 900) * 1000
+            price = max(100, round(declared * rng.uniform(0.85, 1.15) / 100) * 100)
+            items.append({"registration_no": row["registration_no"], "price": price, "unit": row["unit"]})
+        await prices.publish_prices(session, pharmacy, items)
 
 
 async def load_demo(runtime: Runtime) -> Path:
@@ -202,6 +230,8 @@ async def load_demo(runtime: Runtime) -> Path:
             return path
         # Either first run, or the file was lost: secrets are stored hashed, so issue new ones.
         credentials = await _upsert(session, runtime)
+    # Synthetic outlets across the provinces so the public portal has something to compare.
+    await seed_prices(runtime, outlets=DEMO_SEEDED_OUTLETS, rows=DEMO_SEEDED_LISTINGS)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2))
     path.chmod(0o600)

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
 
+from eprescribe import service as registry
 from erx.demo import credentials_path, load_demo
+from price_portal.models import PriceListing
 from tests.conftest import Harness, _settings_for
 from tests.pg import Cluster
 
@@ -48,6 +52,18 @@ class TestDemoData:
         assert {p["controlled_licence"] for p in creds["pharmacies"]} == {True, False}
         catalogue = await api.client.get("/api/v1/drugs", params={"category": "supplement"})
         assert catalogue.json()["total"] >= 25
+        listed = await api.client.get("/portal/api/v1/prices", params={"q": "paracetamol", "limit": 100})
+        assert listed.json()["total"] > 0
+        async with fresh.runtime.database.sessionmaker() as session:
+            for pharmacy in creds["pharmacies"]:
+                outlet = await registry.get_pharmacy(session, pharmacy["connection_code"])
+                assert outlet is not None
+                own = await session.execute(
+                    select(func.count())
+                    .select_from(PriceListing)
+                    .where(col(PriceListing.pharmacy_id) == outlet.id)
+                )
+                assert own.scalar_one() > 100, pharmacy["name"]
 
 
 class TestDemoPrescribe:
