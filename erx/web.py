@@ -127,26 +127,6 @@ MESSAGES.add(
 # ---- language choice ---------------------------------------------------------------------
 
 
-def parse_accept_language(header: str | None) -> str | None:
-    """The supported language the browser prefers most (RFC 9110 q-values), if any."""
-    if not header:
-        return None
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(header.split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                quality = float(params[2:])
-            except ValueError:
-                quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, position, primary))
-    return min(ranked)[2] if ranked else None
-
-
 @dataclass(frozen=True)
 class LanguageChoice:
     lang: str
@@ -154,16 +134,18 @@ class LanguageChoice:
 
 
 def choose_language(request: Request) -> LanguageChoice:
-    """`?lang=` (remembered in a cookie), else the cookie, else Accept-Language, else Vietnamese."""
+    """`?lang=` (remembered in a cookie), else the cookie, else Vietnamese.
+
+    Vietnamese first: the browser's Accept-Language does not switch the site, since many phones
+    in Vietnam ship with English as their system language; English is one click away.
+    """
     asked = request.query_params.get("lang")
     cookie = request.cookies.get(LANGUAGE_COOKIE)
     if asked in LANGUAGES:
         return LanguageChoice(asked, remember=cookie != asked)
     if cookie in LANGUAGES:
         return LanguageChoice(cookie, remember=False)
-    return LanguageChoice(
-        parse_accept_language(request.headers.get("accept-language")) or DEFAULT_LANGUAGE, False
-    )
+    return LanguageChoice(DEFAULT_LANGUAGE, False)
 
 
 def url_with(request: Request, **changes: Any) -> str:
