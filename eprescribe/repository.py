@@ -187,6 +187,65 @@ async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason:
     return result.first() is not None
 
 
+async def lock_prescription(
+    session: AsyncSession,
+    prescription_id: int,
+    *,
+    statuses: Sequence[str] | None = None,
+    valid_at: datetime | None = None,
+) -> Prescription | None:
+    """SELECT ... FOR UPDATE the prescription row, optionally only in `statuses` and still valid."""
+    stmt = select(Prescription).where(col(Prescription.id) == prescription_id)
+    if statuses is not None:
+        stmt = stmt.where(col(Prescription.status).in_(statuses))
+    if valid_at is not None:
+        stmt = stmt.where(col(Prescription.valid_until) >= valid_at)
+    result = await session.execute(stmt.with_for_update().execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
+
+
+async def shift_quantity(
+    session: AsyncSession, prescription_id: int, line_no: int, delta: int
+) -> tuple[int, int] | None:
+    """Move `delta` units from remaining to dispensed (negative: back) in one conditional UPDATE.
+
+    The WHERE clause is the guard: neither counter may go below zero, whatever runs at the
+    same time. Returns (dispensed, remaining) after the move, or None when it would not fit.
+    """
+    remaining, dispensed = col(PrescriptionItem.remaining), col(PrescriptionItem.dispensed)
+    result = await session.execute(
+        update(PrescriptionItem)
+        .where(
+            col(PrescriptionItem.prescription_id) == prescription_id,
+            col(PrescriptionItem.line_no) == line_no,
+            remaining >= delta,
+            dispensed >= -delta,
+        )
+        .values(remaining=remaining - delta, dispensed=dispensed + delta)
+        .returning(dispensed, remaining)
+    )
+    row = result.first()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+async def set_dispensing_status(session: AsyncSession, prescription_id: int, status: str) -> None:
+    """Store a status computed from the lines, unless the prescription was cancelled or replaced."""
+    await session.execute(
+        update(Prescription)
+        .where(
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status).in_(
+                [
+                    PrescriptionStatus.ACTIVE,
+                    PrescriptionStatus.PARTIALLY_DISPENSED,
+                    PrescriptionStatus.DISPENSED,
+                ]
+            ),
+        )
+        .values(status=status)
+    )
+
+
 async def recent_for_prescriber(
     session: AsyncSession, prescriber_id: str, facility_code: str, limit: int
 ) -> list[Prescription]:

@@ -16,7 +16,6 @@ from joserfc import jws as jose_jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import ValidationError
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -992,57 +991,26 @@ async def open_for_dispensing(
     Concurrent dispenses, a cancellation or a replacement of the same prescription queue on
     this lock, and PostgreSQL re-checks the WHERE clause on the row they find after the wait.
     """
-    result = await session.execute(
-        select(Prescription)
-        .where(
-            Prescription.id == prescription_id,  # type: ignore[arg-type]
-            Prescription.status.in_(  # type: ignore[attr-defined]
-                [PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED]
-            ),
-            Prescription.valid_until >= now,  # type: ignore[arg-type]
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    return await repository.lock_prescription(
+        session,
+        prescription_id,
+        statuses=(PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED),
+        valid_at=now,
     )
-    return result.scalar_one_or_none()
 
 
 async def take_quantity(
     session: AsyncSession, prescription_id: int, line_no: int, quantity: int
 ) -> tuple[int, int] | None:
     """Move `quantity` from remaining to dispensed if that much remains; else None."""
-    table = PrescriptionItem.__table__  # type: ignore[attr-defined]
-    result = await session.execute(
-        update(table)
-        .where(
-            table.c.prescription_id == prescription_id,
-            table.c.line_no == line_no,
-            table.c.remaining >= quantity,
-        )
-        .values(remaining=table.c.remaining - quantity, dispensed=table.c.dispensed + quantity)
-        .returning(table.c.dispensed, table.c.remaining)
-    )
-    row = result.first()
-    return (int(row[0]), int(row[1])) if row else None
+    return await repository.shift_quantity(session, prescription_id, line_no, quantity)
 
 
 async def return_quantity(
     session: AsyncSession, prescription_id: int, line_no: int, quantity: int
 ) -> tuple[int, int] | None:
     """Give back a voided quantity; never more than was dispensed."""
-    table = PrescriptionItem.__table__  # type: ignore[attr-defined]
-    result = await session.execute(
-        update(table)
-        .where(
-            table.c.prescription_id == prescription_id,
-            table.c.line_no == line_no,
-            table.c.dispensed >= quantity,
-        )
-        .values(remaining=table.c.remaining + quantity, dispensed=table.c.dispensed - quantity)
-        .returning(table.c.dispensed, table.c.remaining)
-    )
-    row = result.first()
-    return (int(row[0]), int(row[1])) if row else None
+    return await repository.shift_quantity(session, prescription_id, line_no, -quantity)
 
 
 async def settle_status(session: AsyncSession, prescription_id: int) -> str:
@@ -1054,21 +1022,8 @@ async def settle_status(session: AsyncSession, prescription_id: int) -> str:
         status = PrescriptionStatus.PARTIALLY_DISPENSED
     else:
         status = PrescriptionStatus.ACTIVE
-    table = Prescription.__table__  # type: ignore[attr-defined]
-    await session.execute(
-        update(table)
-        .where(
-            table.c.id == prescription_id,
-            table.c.status.in_(
-                [
-                    PrescriptionStatus.ACTIVE,
-                    PrescriptionStatus.PARTIALLY_DISPENSED,
-                    PrescriptionStatus.DISPENSED,
-                ]
-            ),
-        )
-        .values(status=status)
-    )
+    # A cancelled or replaced prescription keeps its status (nothing can be dispensed there).
+    await repository.set_dispensing_status(session, prescription_id, status)
     return status.value
 
 
@@ -1230,13 +1185,7 @@ async def lock_prescription(session: AsyncSession, prescription_id: int) -> Pres
     Voids and dispenses of one prescription queue on this lock, so settle_status never
     computes a status from lines another transaction is still changing.
     """
-    result = await session.execute(
-        select(Prescription)
-        .where(Prescription.id == prescription_id)  # type: ignore[arg-type]
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await repository.lock_prescription(session, prescription_id)
 
 
 # ---- what the browser consoles and the patient view need (eprescribe.console, patient_view) ---
