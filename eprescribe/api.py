@@ -37,25 +37,34 @@ from erx.database import SessionDep
 from erx.errors import PROBLEM_JSON
 from erx.runtime import RuntimeDep, client_address
 from erx.security import ClientKind
+from erx.throttle import PaceDep
 
 router = APIRouter()
 PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 422), PROBLEM)
+ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 422, 429), PROBLEM)
 
 
 @router.post("/api/v1/auth/token", response_model=TokenResponse, tags=["credentials"], responses=ERRORS)
 async def issue_token(
+    pace: PaceDep,
+    request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     grant_type: Annotated[str, Form()],
-    client_id: Annotated[str, Form()],
-    client_secret: Annotated[str, Form()],
+    client_id: Annotated[str, Form(max_length=200)],
+    client_secret: Annotated[str, Form(max_length=500)],
 ) -> TokenResponse:
-    """Exchange admin or facility client credentials for a bearer token (RFC 6749 4.4)."""
+    """Exchange admin or facility client credentials for a bearer token (RFC 6749 4.4).
+
+    Wrong secrets are counted per client id and per address; past the limits the answer is
+    slowed, then 429 with Retry-After.
+    """
     if grant_type != "client_credentials":
         raise InvalidClient("Only grant_type=client_credentials is supported")
     kind = ClientKind.FACILITY if len(client_id) == 5 and client_id.isalnum() else ClientKind.ADMIN
-    principal = await service.authenticate(session, runtime.hasher, kind, client_id, client_secret)
+    principal = await service.authenticate_guarded(
+        session, runtime, kind, client_id, client_secret, address=client_address(request), pace=pace
+    )
     token = runtime.tokens.issue(principal)
     return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
 

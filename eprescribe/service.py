@@ -50,7 +50,7 @@ from eprescribe.schemas import (
     PrescriptionPayload,
     vn_time,
 )
-from erx import audit, idempotency
+from erx import audit, idempotency, throttle
 from erx.database import utcnow
 from erx.errors import (
     Conflict,
@@ -86,6 +86,40 @@ async def authenticate(
     if client is None or not ok or client.status != ClientStatus.ACTIVE:
         raise InvalidClient()
     return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
+
+
+async def authenticate_guarded(
+    session: AsyncSession,
+    runtime: Runtime,
+    kind: ClientKind,
+    client_id: str,
+    secret: str,
+    *,
+    address: str,
+    pace: throttle.Pace,
+    refusal_rolls_back: bool = True,
+) -> Principal:
+    """Check credentials behind the guessing throttle, per client id and per address.
+
+    Blocked: 429 with Retry-After. Slowed: the answer waits (after the transaction ends). A wrong
+    secret is counted; when the caller answers it with an error (the request rolls back), the
+    count is written in a transaction of its own so it is not rolled back with it.
+    """
+    settings = runtime.settings
+    keys = throttle.subjects(settings, connection_code=client_id, address=address)
+    found = await throttle.verdict(session, settings, keys)
+    if found.blocked:
+        raise throttle.refuse(found)
+    if found.slowed:
+        pace.slow_down(settings.throttle_delay_seconds)
+    try:
+        return await authenticate(session, runtime.hasher, kind, client_id.strip(), secret)
+    except InvalidClient:
+        if refusal_rolls_back:
+            throttle.count_failure_durably(session, settings, keys)
+        else:
+            await throttle.count_failure(session, settings, keys)
+        raise
 
 
 def _client_id(client: AdminClient | Facility | Pharmacy) -> str:

@@ -280,17 +280,11 @@ async def sign_in(
     The failure is counted in the request's own transaction: the console answers a wrong secret
     with a page (the transaction commits), not with an error that would roll the count back.
     """
-    settings = runtime.settings
-    keys = throttle.subjects(settings, connection_code=client_id, address=address)
-    found = await throttle.verdict(session, settings, keys)
-    if found.blocked:
-        raise throttle.refuse(found)
-    if found.slowed:
-        pace.slow_down(settings.throttle_delay_seconds)
     try:
-        principal = await registry.authenticate(session, runtime.hasher, kind, client_id.strip(), secret)
+        principal = await registry.authenticate_guarded(
+            session, runtime, kind, client_id, secret, address=address, pace=pace, refusal_rolls_back=False
+        )
     except InvalidClient:
-        await throttle.count_failure(session, settings, keys)
         return SignIn(None)
     return SignIn(principal)
 

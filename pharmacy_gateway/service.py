@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe import codes
 from eprescribe import service as registry
-from eprescribe.exceptions import InvalidClient, PrescriptionNotFound
+from eprescribe.exceptions import PrescriptionNotFound
 from eprescribe.models import Pharmacy, Prescription, PrescriptionItem, PrescriptionStatus
 from eprescribe.policy import POLICY
 from eprescribe.schemas import VIETNAM_TIME, vn_time
@@ -64,20 +64,9 @@ async def issue_token(
     pace: throttle.Pace,
 ) -> IssuedToken:
     """Exchange a connection code and secret for a token; wrong secrets are counted and throttled."""
-    settings = runtime.settings
-    keys = throttle.subjects(settings, connection_code=client_id, address=address)
-    verdict = await throttle.verdict(session, settings, keys)
-    if verdict.blocked:
-        raise throttle.refuse(verdict)
-    if verdict.slowed:
-        pace.slow_down(settings.throttle_delay_seconds)
-    try:
-        principal = await registry.authenticate(
-            session, runtime.hasher, ClientKind.PHARMACY, client_id.strip(), client_secret
-        )
-    except InvalidClient:
-        throttle.count_failure_durably(session, settings, keys)
-        raise
+    principal = await registry.authenticate_guarded(
+        session, runtime, ClientKind.PHARMACY, client_id, client_secret, address=address, pace=pace
+    )
     return runtime.tokens.issue(principal)
 
 

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from erx import throttle
 from tests.conftest import Harness
-from tests.pharmacy_gateway.helpers import Gateway, access_entries, gateway_for, new_address, prescribe
+from tests.pharmacy_gateway.helpers import (
+    Gateway,
+    access_entries,
+    client_from,
+    gateway_for,
+    new_address,
+    prescribe,
+)
 
 
 def unknown_code(n: int) -> str:
@@ -154,3 +163,28 @@ class TestCounters:
 
         counts = await asyncio.gather(*(fail() for _ in range(12)))
         assert sorted(counts) == list(range(1, 13))
+
+
+class TestCoreTokenEndpoint:
+    """Facilities and the health department guess secrets at /api/v1/auth/token: same limits."""
+
+    async def test_wrong_facility_secrets_engage_and_release(self, tuned: Harness) -> None:
+        facility = await tuned.api.facility()
+        async with client_from(tuned.app, new_address()) as client:
+
+            async def token(secret: str) -> httpx.Response:
+                return await client.post(
+                    "/api/v1/auth/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": facility.facility_code,
+                        "client_secret": secret,
+                    },
+                )
+
+            assert [(await token("wrong")).status_code for _ in range(4)] == [401] * 4
+            blocked = await token(facility.client_secret)
+            assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+            assert blocked.headers["content-type"] == "application/problem+json"
+            await wait_out(blocked.headers["retry-after"])
+            assert (await token(facility.client_secret)).status_code == 200
