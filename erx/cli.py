@@ -9,6 +9,7 @@ from rich.console import Console
 
 from eprescribe.cli import admin_app, drugs_app
 from erx.demo_cli import demo_app
+from erx.security import KeyRing
 from erx.settings import get_settings
 
 app = typer.Typer(help="National e-prescription and pharmacy interconnection system.", no_args_is_help=True)
@@ -38,6 +39,9 @@ def serve(
 
     settings = get_settings()
     upgrade(settings)
+    # Create the signing key here, once: workers generating their own would not verify each
+    # other's tokens.
+    KeyRing.load(settings)
     if demo:
         from erx.demo import load_demo_sync
 
@@ -68,8 +72,6 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Add a new signing key; older keys keep verifying until removed from the data directory."""
-    from erx.security import KeyRing
-
     settings = get_settings()
     if settings.signing_key is not None:
         console.print("[red]Keys come from ERX_SIGNING_KEY; rotate them there.[/]")

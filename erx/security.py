@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,9 +131,29 @@ class KeyRing:
         key_dir.mkdir(parents=True, exist_ok=True)
         files = sorted(key_dir.glob("signing-*.jwk.json"))
         if not files:
-            cls.rotate(key_dir)
+            cls._generate_first(key_dir)
             files = sorted(key_dir.glob("signing-*.jwk.json"))
         return cls([_import_private(json.loads(f.read_text())) for f in files])
+
+    @classmethod
+    def _generate_first(cls, key_dir: Path) -> None:
+        """Create the first key exactly once, even when several processes start together.
+
+        The key is written to a private temporary file and published with link(), which is
+        atomic and fails if the name exists: readers never see a half-written key, and a
+        process that loses the race simply loads the winner's key.
+        """
+        key = cls._generate()
+        final = key_dir / "signing-00000000T000000000000.jwk.json"
+        fd, temporary = tempfile.mkstemp(prefix=".new-key-", dir=key_dir)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(key.as_dict(private=True)))
+            os.link(temporary, final)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
 
     @classmethod
     def rotate(cls, key_dir: Path) -> Path:

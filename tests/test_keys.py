@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,13 @@ class TestKeyRing:
         assert first.active_kid == second.active_kid
         files = list((tmp_path / "keys").glob("signing-*.jwk.json"))
         assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o600"
+
+    def test_processes_starting_together_share_one_key(self, tmp_path: Path) -> None:
+        settings = make_settings(tmp_path, None)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            kids = set(pool.map(lambda _: KeyRing.load(settings).active_kid, range(16)))
+        assert len(kids) == 1
+        assert [p.name for p in (tmp_path / "keys").iterdir()] == ["signing-00000000T000000000000.jwk.json"]
 
     def test_read_from_settings(self, tmp_path: Path) -> None:
         key = ECKey.generate_key("P-256", private=True)
