@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -262,8 +262,6 @@ async def recent_for_prescriber(
 
 
 # ---- read by the public price portal (price_portal.service) ---------------------------------
-
-from sqlalchemy import ColumnElement, Select  # noqa: E402 - this appended section's own import
 
 
 async def drugs_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Drug]:

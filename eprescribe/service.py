@@ -9,13 +9,14 @@ import secrets
 import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from joserfc import jws as jose_jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import ValidationError
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -557,10 +558,7 @@ def _parse_payload(raw: dict[str, Any]) -> PrescriptionPayload:
         return PrescriptionPayload.model_validate(raw)
     except ValidationError as exc:
         errors = [field_error(["payload", *e["loc"]], e["msg"]) for e in exc.errors()]
-        first = errors[0]
-        raise InvalidContent(
-            f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errors=errors
-        ) from exc
+        raise InvalidContent.from_errors(errors) from exc
 
 
 async def _check_policy(
@@ -664,8 +662,7 @@ async def _check_policy(
                 )
             )
     if errors:
-        first = errors[0]
-        raise InvalidContent(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errors=errors)
+        raise InvalidContent.from_errors(errors)
     return products
 
 
@@ -892,14 +889,16 @@ def _qr_text(runtime: Runtime, prescription: Prescription) -> str:
 # ---- prescriptions: reading, cancelling --------------------------------------------------
 
 
-def effective_status(prescription: Prescription, now: datetime | None = None) -> str:
+def status_at(status: str, valid_until: datetime, now: datetime) -> str:
     """`expired` is derived: an undispensed or partly dispensed prescription past valid_until."""
-    now = now or utcnow()
-    if prescription.status in (PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED) and (
-        now > prescription.valid_until
-    ):
+    if status in (PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED) and now > valid_until:
         return PrescriptionStatus.EXPIRED.value
-    return str(prescription.status)
+    return str(status)
+
+
+def effective_status(prescription: Prescription, now: datetime | None = None) -> str:
+    """The status a reader sees now (stored status, or `expired`)."""
+    return status_at(prescription.status, prescription.valid_until, now or utcnow())
 
 
 async def _owned(
@@ -1125,8 +1124,6 @@ async def prescriber_by_license(session: AsyncSession, license_no: str) -> Presc
 
 # ---- what the public price portal reads (price_portal.service) -----------------------------
 
-from sqlalchemy import Select  # noqa: E402 - this appended section's own import
-
 
 async def drugs_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Drug]:
     return {d.id: d for d in await repository.drugs_by_ids(session, ids) if d.id is not None}
@@ -1224,7 +1221,6 @@ async def lock_prescription(session: AsyncSession, prescription_id: int) -> Pres
 
 # ---- what the browser consoles and the patient view need (eprescribe.console, patient_view) ---
 
-from datetime import date  # noqa: E402 - this appended section's own import
 
 PATIENT_ACTOR = "patient"
 

@@ -11,6 +11,7 @@ from eprescribe.cli import admin_app, drugs_app
 from erx.demo_cli import demo_app
 from erx.security import KeyRing
 from erx.settings import get_settings
+from price_portal.cli import prices_app
 
 app = typer.Typer(help="National e-prescription and pharmacy interconnection system.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -20,6 +21,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(drugs_app, name="drugs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(demo_app, name="demo")
+app.add_typer(prices_app, name="prices")
 console = Console()
 
 
@@ -80,8 +82,3 @@ def keys_rotate() -> None:
     key_dir.mkdir(parents=True, exist_ok=True)
     path = KeyRing.rotate(key_dir)
     console.print(f"New signing key: {path}. Restart the services to sign with it.")
-
-
-from price_portal.cli import prices_app  # noqa: E402 - appended with the price portal
-
-app.add_typer(prices_app, name="prices")

@@ -20,6 +20,12 @@ def field_error(loc: Sequence[str | int], msg: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg}
 
 
+def summarize(errors: FieldErrors) -> str:
+    """The first field error as `a.b.0.c: message`, for a problem's `detail`."""
+    first = errors[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
 class DomainError(Exception):
     """Base of every error a service raises; carries its HTTP status and problem type."""
 
@@ -76,6 +82,11 @@ class InvalidContent(DomainError):
     def field(cls, loc: Sequence[str | int], msg: str) -> InvalidContent:
         return cls(msg, errors=[field_error(loc, msg)])
 
+    @classmethod
+    def from_errors(cls, errors: FieldErrors) -> InvalidContent:
+        """Refuse with every field error; the first one is the detail."""
+        return cls(summarize(errors), errors=errors)
+
 
 class Throttled(DomainError):
     status_code, problem, title = 429, "throttled", "Too many attempts"
@@ -127,8 +138,7 @@ async def _domain_error_handler(_request: Request, exc: Exception) -> JSONRespon
 async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(_clean_loc(e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
-    first = errors[0] if errors else None
-    detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "Invalid request"
+    detail = summarize(errors) if errors else "Invalid request"
     return problem_response(422, "Invalid content", detail, problem="invalid-content", errors=errors)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eprescribe import codes
 from eprescribe import service as registry
 from eprescribe.exceptions import PrescriptionNotFound
-from eprescribe.models import Pharmacy, Prescription, PrescriptionItem, PrescriptionStatus
+from eprescribe.models import Pharmacy, Prescription, PrescriptionItem
 from eprescribe.policy import POLICY
 from eprescribe.schemas import VIETNAM_TIME, vn_time
 from erx import audit, idempotency, throttle
@@ -226,12 +226,6 @@ class Outcome:
     body: dict[str, Any]
 
 
-def _displayed_status(status: str, valid_until: datetime, now: datetime) -> str:
-    if status in (PrescriptionStatus.ACTIVE, PrescriptionStatus.PARTIALLY_DISPENSED) and now > valid_until:
-        return PrescriptionStatus.EXPIRED.value
-    return status
-
-
 async def _check_lines(
     session: AsyncSession, body: DispenseCreate, items: list[PrescriptionItem], today: date
 ) -> dict[int, int]:
@@ -263,8 +257,7 @@ async def _check_lines(
             continue
         wanted[requested.line_no] += requested.quantity
     if errors:
-        first = errors[0]
-        raise InvalidContent(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errors=errors)
+        raise InvalidContent.from_errors(errors)
     return dict(wanted)
 
 
@@ -432,7 +425,7 @@ async def void(
     return DispenseVoided(
         dispense_id=record.dispense_id,
         voided_at=vn_time(now),
-        prescription_status=_displayed_status(status, prescription.valid_until, now),
+        prescription_status=registry.status_at(status, prescription.valid_until, now),
         items=[LineBalance(line_no=i.line_no, dispensed=i.dispensed, remaining=i.remaining) for i in items],
     )
 

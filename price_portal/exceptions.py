@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from erx.errors import FieldErrors, InvalidContent, NotFound
+from erx.errors import FieldErrors, InvalidContent, NotFound, summarize
 
 
 class ProductNotFound(NotFound):
@@ -25,7 +25,5 @@ class PriceListRejected(InvalidContent):
     problem = "price-list-rejected"
 
     def __init__(self, errors: FieldErrors) -> None:
-        first = errors[0]
-        where = ".".join(str(p) for p in first["loc"])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{where}: {first['msg']}{more}; nothing was applied", errors=errors)
+        super().__init__(f"{summarize(errors)}{more}; nothing was applied", errors=errors)
