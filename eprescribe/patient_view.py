@@ -220,17 +220,12 @@ def _log_lines(
 async def _basket(
     session: AsyncSession, record: registry.PrescriptionRecord, province: str
 ) -> tuple[list[prices.BasketOffer], int]:
-    lines = []
-    for item in record.items:
-        if item.remaining <= 0:
-            continue
-        products = await registry.substitutes_for(
-            session,
-            active_ingredient=item.active_ingredient,
-            strength=item.strength,
-            dosage_form=item.dosage_form,
-        )
-        lines.append(prices.BasketLine([d.id for d in products if d.id is not None], item.remaining))
+    open_items = [item for item in record.items if item.remaining > 0]
+    products = await registry.substitutes_for_lines(session, open_items)
+    lines = [
+        prices.BasketLine([d.id for d in products[item.line_no] if d.id is not None], item.remaining)
+        for item in open_items
+    ]
     if not lines:
         return [], 0
     return await prices.basket_offers(session, lines, province=province, limit=OFFERS_LIMIT), len(lines)

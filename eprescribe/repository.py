@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -110,6 +110,23 @@ async def substitutes(
         .order_by(col(Drug.declared_price).nulls_last(), col(Drug.name))
     )
     return list(result.scalars())
+
+
+async def substitutes_by_keys(
+    session: AsyncSession, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], list[Drug]]:
+    """Products per (ingredient, strength, form) key, in one query, cheapest declared price first."""
+    found: dict[tuple[str, str, str], list[Drug]] = {key: [] for key in keys}
+    if not keys:
+        return found
+    result = await session.execute(
+        select(Drug)
+        .where(tuple_(col(Drug.ingredient_key), col(Drug.strength_key), col(Drug.form_key)).in_(list(found)))
+        .order_by(col(Drug.declared_price).nulls_last(), col(Drug.name))
+    )
+    for drug in result.scalars():
+        found[(drug.ingredient_key, drug.strength_key, drug.form_key)].append(drug)
+    return found
 
 
 async def search_drugs(

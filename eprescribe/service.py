@@ -470,6 +470,15 @@ async def substitutes_for(
     )
 
 
+async def substitutes_for_lines(
+    session: AsyncSession, items: Sequence[PrescriptionItem]
+) -> dict[int, list[Drug]]:
+    """The products that may substitute for each line, by line_no, in one query for all lines."""
+    keys = {item.line_no: (item.ingredient_key, item.strength_key, item.form_key) for item in items}
+    products = await repository.substitutes_by_keys(session, sorted(set(keys.values())))
+    return {line_no: products[key] for line_no, key in keys.items()}
+
+
 def same_product_line(drug: Drug, item: PrescriptionItem) -> bool:
     return (drug.ingredient_key, drug.strength_key, drug.form_key) == (
         item.ingredient_key,

@@ -163,14 +163,10 @@ async def lookup(
     items = await registry.items_for(session, prescription.id)
     prescriber_name, facility_name = await registry.prescriber_and_facility_names(session, prescription)
     scanned = "." in text.strip()
+    substitutes_by_line = await registry.substitutes_for_lines(session, items)
     views = []
     for item in items:
-        substitutes = await registry.substitutes_for(
-            session,
-            active_ingredient=item.active_ingredient,
-            strength=item.strength,
-            dosage_form=item.dosage_form,
-        )
+        substitutes = substitutes_by_line[item.line_no]
         views.append(
             GatewayItem(
                 line_no=item.line_no,
