@@ -24,8 +24,8 @@ import httpx
 
 from eprescribe import service as registry
 from erx.migrate import upgrade_async
-from erx.runtime import Runtime
-from erx.settings import Settings
+from kit.runtime import Runtime
+from kit.settings import Settings
 from tests.factories import Api
 from tests.pg import Cluster, create_database, start_cluster
 

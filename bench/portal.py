@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.harness import BenchOptions, BenchServer, Row
 from eprescribe import service as registry
-from erx.runtime import Runtime
+from kit.runtime import Runtime
 from price_portal.seed import seed_prices
 
 console = Console()

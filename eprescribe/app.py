@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from eprescribe.api import router
-from eprescribe.console import router as console_router
-from eprescribe.patient_view import router as patient_router
-from erx.app import build_app
-from erx.runtime import Runtime
-from erx.settings import Settings
+from eprescribe.catalogue.api import router as catalogue_router
+from eprescribe.console.api import router as console_router
+from eprescribe.prescriptions.api import router as prescriptions_router
+from eprescribe.registry.api import router as registry_router
+from kit.app import build_app
+from kit.runtime import Runtime
+from kit.settings import Settings
+
+ROUTERS: tuple[APIRouter, ...] = (registry_router, catalogue_router, prescriptions_router, console_router)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app(
-        [router, console_router, patient_router],
-        title="E-prescription core",
-        settings=settings,
-        runtime=runtime,
-    )
+    return build_app(list(ROUTERS), title="E-prescription core", settings=settings, runtime=runtime)

@@ -1,87 +1,20 @@
-"""Assemble ASGI apps: each context alone, or all three in one process."""
+"""All three services in one process (what `erx serve` runs): the composition root of the apps."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from fastapi import FastAPI
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
-
-from erx.errors import install_problem_handlers, problem_response
-from erx.runtime import Runtime, RuntimeDep
-from erx.settings import Settings, get_settings
-
-common_router = APIRouter()
-
-
-@common_router.get("/healthz", tags=["operations"])
-async def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
-
-
-@common_router.get("/readyz", tags=["operations"], response_model=None)
-async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
-    """The database answers."""
-    try:
-        await runtime.database.ping()
-    except Exception as exc:
-        return problem_response(503, "Not ready", f"database: {type(exc).__name__}", problem="not-ready")
-    return {"status": "ready", "database": runtime.database.dialect}
-
-
-@common_router.get("/.well-known/jwks.json", tags=["operations"])
-async def jwks(runtime: RuntimeDep) -> JSONResponse:
-    """Public keys of the national system (tokens and QR signatures); several during rotation."""
-    return JSONResponse(runtime.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
-
-
-def build_app(
-    routers: Sequence[APIRouter],
-    *,
-    title: str,
-    settings: Settings | None = None,
-    runtime: Runtime | None = None,
-    description: str = "",
-) -> FastAPI:
-    """One FastAPI app over the given routers, with shared plumbing and one runtime."""
-    runtime = runtime or Runtime.build(settings or get_settings())
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await runtime.database.dispose()
-
-    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
-    app.state.runtime = runtime
-    install_problem_handlers(app)
-    app.include_router(common_router)
-    for router in routers:
-        app.include_router(router)
-    return app
+from eprescribe import app as core
+from kit.app import build_app
+from kit.runtime import Runtime
+from kit.settings import Settings
+from pharmacy_gateway import app as gateway
+from price_portal import app as portal
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """All three services in one process (what `erx serve` runs)."""
-    from eprescribe.api import router as core_router
-    from eprescribe.console import router as prescriber_console
-    from eprescribe.patient_view import router as patient_view
-    from pharmacy_gateway.api import router as gateway_router
-    from pharmacy_gateway.console import router as pharmacist_console
-    from pharmacy_gateway.prices_api import router as prices_router
-    from price_portal.api import router as portal_router
-
     return build_app(
-        [
-            core_router,
-            prescriber_console,
-            patient_view,
-            gateway_router,
-            prices_router,
-            pharmacist_console,
-            portal_router,
-        ],
+        [*core.ROUTERS, *gateway.ROUTERS, *portal.ROUTERS],
         title="Hệ thống đơn thuốc điện tử quốc gia / National e-prescription system",
         settings=settings,
         runtime=runtime,

@@ -1,17 +1,19 @@
-"""The `erx` command: serve, migrate, keys, catalogue and demo."""
+"""The `erx` command: serve, migrate, keys, the registry, the catalogue, prices and the demo."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from eprescribe.cli import admin_app, drugs_app
-from erx.demo_cli import demo_app
-from erx.security import KeyRing
-from erx.settings import get_settings
-from price_portal.cli import prices_app
+from eprescribe.catalogue.cli import drugs_app
+from eprescribe.registry.cli import admin_app
+from erx.demo.cli import demo_app
+from erx.migrate import require_current_schema, upgrade
+from kit.cli import CliEnvironment, console, environment
+from kit.security import KeyRing
+from kit.settings import get_settings
+from pharmacy_gateway.prices.cli import prices_app
 
 app = typer.Typer(help="National e-prescription and pharmacy interconnection system.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -22,11 +24,17 @@ app.add_typer(drugs_app, name="drugs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(demo_app, name="demo")
 app.add_typer(prices_app, name="prices")
-console = Console()
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Read the settings once for whichever command runs."""
+    ctx.obj = CliEnvironment(settings=get_settings(), require_current_schema=require_current_schema)
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     demo: Annotated[
@@ -37,16 +45,14 @@ def serve(
     """Apply pending migrations, then serve the three services on one port."""
     import uvicorn
 
-    from erx.migrate import upgrade
+    from erx.demo.data import load_demo_sync
 
-    settings = get_settings()
+    settings = environment(ctx).settings
     upgrade(settings)
     # Create the signing key here, once: workers generating their own would not verify each
     # other's tokens.
     KeyRing.load(settings)
     if demo:
-        from erx.demo import load_demo_sync
-
         path = load_demo_sync(settings)
         console.print(f"[green]Demo data ready[/]; credentials in [bold]{path}[/]")
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
@@ -62,19 +68,17 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
+def db_upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply pending migrations."""
-    from erx.migrate import upgrade
-
-    settings = get_settings()
+    settings = environment(ctx).settings
     upgrade(settings, revision)
     console.print(f"[green]Database at {revision}[/] ({settings.resolved_database_url.split('@')[-1]})")
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(ctx: typer.Context) -> None:
     """Add a new signing key; older keys keep verifying until removed from the data directory."""
-    settings = get_settings()
+    settings = environment(ctx).settings
     if settings.signing_key is not None:
         console.print("[red]Keys come from ERX_SIGNING_KEY; rotate them there.[/]")
         raise typer.Exit(code=1)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from erx.app import build_app
-from erx.runtime import Runtime
-from erx.settings import Settings
-from pharmacy_gateway.api import router
-from pharmacy_gateway.console import router as console_router
-from pharmacy_gateway.prices_api import router as prices_router
+from kit.app import build_app
+from kit.runtime import Runtime
+from kit.settings import Settings
+from pharmacy_gateway.console.api import router as console_router
+from pharmacy_gateway.dispensing.api import router as dispensing_router
+from pharmacy_gateway.prices.api import router as prices_router
+
+ROUTERS: tuple[APIRouter, ...] = (dispensing_router, prices_router, console_router)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app(
-        [router, prices_router, console_router], title="Pharmacy gateway", settings=settings, runtime=runtime
-    )
+    return build_app(list(ROUTERS), title="Pharmacy gateway", settings=settings, runtime=runtime)

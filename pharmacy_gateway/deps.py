@@ -6,18 +6,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from eprescribe import service as registry
-from eprescribe.models import Pharmacy
-from erx.database import SessionDep
-from erx.runtime import RuntimeDep
-from erx.security import ClientKind, bearer_token
+from eprescribe.registry import service as registry
+from eprescribe.registry.schemas import PharmacyRecord
+from kit.database import SessionDep
+from kit.runtime import RuntimeDep
+from kit.security import ClientKind, bearer_token
 
 
-async def _current_pharmacy(request: Request, session: SessionDep, runtime: RuntimeDep) -> Pharmacy:
+async def _current_pharmacy(request: Request, session: SessionDep, runtime: RuntimeDep) -> PharmacyRecord:
     principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.PHARMACY)
-    client = await registry.current_client(session, principal)
-    assert isinstance(client, Pharmacy)
-    return client
+    return await registry.current_pharmacy(session, principal)
 
 
-CurrentPharmacy = Annotated[Pharmacy, Depends(_current_pharmacy)]
+CurrentPharmacy = Annotated[PharmacyRecord, Depends(_current_pharmacy)]

@@ -1,33 +1,32 @@
-"""Routes of the public price portal: the JSON API under /portal/api/v1 and the HTML pages."""
+"""The public price portal's JSON API under /portal/api/v1 (no token; cacheable answers)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from eprescribe.models import Drug, Pharmacy
-from eprescribe.schemas import vn_time
-from erx import web
-from erx.database import SessionDep
-from erx.errors import PROBLEM_JSON, InvalidContent, NotFound
-from erx.runtime import RuntimeDep
-from price_portal import charts, service
-from price_portal.messages import MESSAGES
+from eprescribe.catalogue.schemas import DrugCategory, Product
+from eprescribe.registry.schemas import PharmacyKind, PharmacyRecord
+from kit.database import SessionDep
+from kit.errors import PROBLEM, InvalidContent
+from kit.runtime import RuntimeDep
+from kit.time import vn_time
+from pharmacy_gateway.prices.schemas import PriceSort
+from price_portal import service
 from price_portal.schemas import (
+    CSV_MAX_AGE,
+    JSON_MAX_AGE,
+    MAX_LIMIT,
+    MAX_OFFSET,
     AlternativeOut,
-    Category,
     DrugRef,
     HistoryOut,
     HistoryPoint,
     OutletDetail,
-    OutletKind,
     OutletListingOut,
     OutletOut,
     OutletPriceOut,
@@ -35,40 +34,20 @@ from price_portal.schemas import (
     OutletRef,
     PricePage,
     PriceRowOut,
-    PriceSort,
     PriceStats,
     ProductOut,
 )
 
-PACKAGE = Path(__file__).parent
-web.MESSAGES.add(MESSAGES)
-web.register_static("portal", PACKAGE / "static")
-site = web.Site(PACKAGE / "templates")
-
 router = APIRouter()
-router.include_router(web.static_router)
 
-PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 NOT_MODIFIED: dict[str, Any] = {"description": "Not modified (the `If-None-Match` ETag still matches)"}
 ANSWERS: dict[int | str, dict[str, Any]] = {404: PROBLEM, 422: PROBLEM, 304: NOT_MODIFIED}
 API_TAGS: list[str | Any] = ["price portal"]
-MAX_LIMIT = 100
-MAX_OFFSET = 10_000
-# Listings change when pharmacies publish; a minute of staleness lets caches carry the load.
-JSON_MAX_AGE = 60
-CSV_MAX_AGE = 300
-PAGE_SIZE = 20
-OUTLETS_PAGE_SIZE = 25
-POPULAR = ["paracetamol", "thuốc ho", "amoxicillin", "vitamin C", "omeprazol", "bổ phế"]
-CATEGORIES = ["normal", "traditional", "supplement"]
-SORTS = ("price", "-price", "updated")
-KINDS = ("pharmacy", "drugstore", "cabinet")
-ALL_CATEGORIES = ("normal", "narcotic", "psychotropic", "precursor", "traditional", "supplement")
 
 Q = Annotated[
     str | None, Query(max_length=200, description="Brand, active ingredient or registration number")
 ]
-Province = Annotated[str | None, Query(pattern=r"^[0-9]{2}$", description="Two-digit province code")]
+ProvinceQuery = Annotated[str | None, Query(pattern=r"^[0-9]{2}$", description="Two-digit province code")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Deeper pages: use the CSV export")]
 
@@ -101,7 +80,7 @@ def cached_json(request: Request, model: BaseModel, *, max_age: int = JSON_MAX_A
 # ---- views -------------------------------------------------------------------------------
 
 
-def drug_ref(drug: Drug) -> DrugRef:
+def drug_ref(drug: Product) -> DrugRef:
     return DrugRef(
         registration_no=drug.registration_no,
         name=drug.name,
@@ -112,8 +91,7 @@ def drug_ref(drug: Drug) -> DrugRef:
     )
 
 
-def outlet_ref(outlet: Pharmacy) -> OutletRef:
-    assert outlet.id is not None
+def outlet_ref(outlet: PharmacyRecord) -> OutletRef:
     return OutletRef(
         id=outlet.id,
         name=outlet.name,
@@ -123,7 +101,7 @@ def outlet_ref(outlet: Pharmacy) -> OutletRef:
     )
 
 
-def outlet_detail(outlet: Pharmacy) -> OutletDetail:
+def outlet_detail(outlet: PharmacyRecord) -> OutletDetail:
     return OutletDetail(
         **outlet_ref(outlet).model_dump(), latitude=outlet.latitude, longitude=outlet.longitude
     )
@@ -216,10 +194,10 @@ async def list_prices(
     request: Request,
     session: SessionDep,
     q: Q = None,
-    province: Province = None,
-    category: Annotated[Category | None, Query()] = None,
-    kind: Annotated[OutletKind | None, Query(description="Outlet kind")] = None,
-    sort: Annotated[PriceSort, Query()] = "price",
+    province: ProvinceQuery = None,
+    category: Annotated[DrugCategory | None, Query()] = None,
+    kind: Annotated[PharmacyKind | None, Query(description="Outlet kind")] = None,
+    sort: Annotated[PriceSort, Query()] = PriceSort.PRICE,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Response:
@@ -238,10 +216,10 @@ async def list_prices(
 async def export_prices(
     runtime: RuntimeDep,
     q: Q = None,
-    province: Province = None,
-    category: Annotated[Category | None, Query()] = None,
-    kind: Annotated[OutletKind | None, Query()] = None,
-    sort: Annotated[PriceSort, Query()] = "price",
+    province: ProvinceQuery = None,
+    category: Annotated[DrugCategory | None, Query()] = None,
+    kind: Annotated[PharmacyKind | None, Query()] = None,
+    sort: Annotated[PriceSort, Query()] = PriceSort.PRICE,
 ) -> StreamingResponse:
     """The same rows as open data (every page at once), streamed as CSV."""
     query = service.PriceQuery(q, province, category, kind, sort, limit=0, offset=0)
@@ -265,8 +243,8 @@ async def product_outlets(
     request: Request,
     registration_no: str,
     session: SessionDep,
-    province: Province = None,
-    kind: Annotated[OutletKind | None, Query()] = None,
+    province: ProvinceQuery = None,
+    kind: Annotated[PharmacyKind | None, Query()] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     limit: Limit = 50,
@@ -316,7 +294,7 @@ async def product_history(
     responses=ANSWERS,
 )
 async def get_product(
-    request: Request, registration_no: str, session: SessionDep, province: Province = None
+    request: Request, registration_no: str, session: SessionDep, province: ProvinceQuery = None
 ) -> Response:
     """The product, its declared price, price statistics across outlets and cheaper alternatives."""
     view = await service.product_view(session, registration_no, province=province)
@@ -333,7 +311,7 @@ async def get_outlet(
     request: Request,
     outlet_id: int,
     session: SessionDep,
-    sort: Annotated[PriceSort, Query()] = "price",
+    sort: Annotated[PriceSort, Query()] = PriceSort.PRICE,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Response:
@@ -360,234 +338,3 @@ async def get_outlet(
             offset=offset,
         ),
     )
-
-
-# ---- pages -------------------------------------------------------------------------------
-# Pages read their query leniently: a hand-edited URL shows the nearest sensible page, not a
-# JSON error.
-
-
-def _pick(value: str | None, allowed: tuple[str, ...]) -> str | None:
-    return value if value in allowed else None
-
-
-def _province(value: str | None) -> str | None:
-    return value if value and len(value) == 2 and value.isdigit() else None
-
-
-def _page_number(value: str | None) -> int:
-    try:
-        return max(1, min(int(value or "1"), MAX_OFFSET // PAGE_SIZE + 1))
-    except ValueError:
-        return 1
-
-
-def _coordinate(value: str | None, bound: float) -> float | None:
-    try:
-        number = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) and -bound <= number <= bound else None
-
-
-def _common(session_provinces: dict[str, service.Province], lang: str) -> dict[str, Any]:
-    return {
-        "provinces": sorted(session_provinces.values(), key=lambda p: p.name(lang)),
-        "province_names": {code: p.name(lang) for code, p in session_provinces.items()},
-        "categories": ALL_CATEGORIES,
-        "kinds": KINDS,
-        "sorts": SORTS,
-        "min_paid_sales": service.MIN_PAID_SALES,
-    }
-
-
-def _not_found(request: Request, message: str) -> HTMLResponse:
-    t = web.MESSAGES.translator(web.choose_language(request).lang)
-    return site.render(
-        request,
-        "error.html",
-        {"heading": t("web.not_found"), "message": message, "home": "/"},
-        status_code=404,
-        cache_seconds=0,
-    )
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def home(request: Request) -> HTMLResponse:
-    """The search form, popular searches and where the prices come from."""
-    lang = web.choose_language(request).lang
-    context = _common(service.provinces(), lang) | {
-        "popular": POPULAR,
-        "featured_categories": CATEGORIES,
-        "form": {"q": "", "province": None, "category": None, "kind": None, "sort": "price"},
-    }
-    return site.render(request, "index.html", context, cache_seconds=300)
-
-
-@router.get("/search", response_class=HTMLResponse, include_in_schema=False)
-async def search_page(
-    request: Request,
-    session: SessionDep,
-    q: str | None = None,
-    province: str | None = None,
-    category: str | None = None,
-    kind: str | None = None,
-    sort: str | None = None,
-    page: str | None = None,
-) -> HTMLResponse:
-    """Search results: matching products and their prices by outlet, paginated."""
-    lang = web.choose_language(request).lang
-    q = (q or "").strip()[:200]
-    number = _page_number(page)
-    query = service.PriceQuery(
-        q or None,
-        _province(province),
-        _pick(category, ALL_CATEGORIES),
-        _pick(kind, KINDS),
-        _pick(sort, SORTS) or "price",
-        PAGE_SIZE,
-        (number - 1) * PAGE_SIZE,
-    )
-    form = {
-        "q": q,
-        "province": query.province,
-        "category": query.category,
-        "kind": query.kind,
-        "sort": query.sort,
-    }
-    results = await service.search_prices(session, query)
-    stats: dict[int, tuple[int, int]] = {}
-    products = results.products[:6]
-    if products:
-        stats = await service.lowest_prices(session, products, province=query.province)
-    api_params = {k: v for k, v in form.items() if v}
-    context = _common(service.provinces(), lang) | {
-        "form": form,
-        "results": results,
-        "products": products,
-        "product_stats": stats,
-        "more_products": max(0, len(results.products) - len(products)),
-        "page": number,
-        "pages": max(1, math.ceil(min(results.total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE)),
-        "csv_url": "/portal/api/v1/prices.csv?" + urlencode(api_params),
-        "json_url": "/portal/api/v1/prices?" + urlencode(api_params),
-    }
-    return site.render(request, "search.html", context)
-
-
-@router.get("/products/{registration_no:path}/history.svg", include_in_schema=False)
-async def product_chart(request: Request, registration_no: str, session: SessionDep) -> Response:
-    """The price history chart alone, as an SVG image (to embed or share)."""
-    lang = web.choose_language(request).lang
-    drug = await service.get_product(session, registration_no)
-    svg = _chart(await service.price_history(session, drug), drug, lang)
-    if not svg:
-        raise NotFound("No price history for this product yet")
-    return Response(
-        svg,
-        media_type="image/svg+xml; charset=utf-8",
-        headers={"Cache-Control": f"public, max-age={JSON_MAX_AGE}", "Vary": "Accept-Language, Cookie"},
-    )
-
-
-@router.get("/products/{registration_no:path}", response_class=HTMLResponse, include_in_schema=False)
-async def product_page(
-    request: Request,
-    registration_no: str,
-    session: SessionDep,
-    province: str | None = None,
-    lat: str | None = None,
-    lon: str | None = None,
-    page: str | None = None,
-) -> HTMLResponse:
-    """A product: statistics, declared price, history chart, outlets and cheaper alternatives."""
-    lang = web.choose_language(request).lang
-    t = web.MESSAGES.translator(lang)
-    try:
-        view = await service.product_view(session, registration_no, province=_province(province))
-    except NotFound:
-        return _not_found(request, t("portal.not_found.product", registration_no=registration_no))
-    latitude, longitude = _coordinate(lat, 90), _coordinate(lon, 180)
-    near = (latitude, longitude) if latitude is not None and longitude is not None else None
-    number = _page_number(page)
-    outlets = await service.outlets_for_product(
-        session,
-        view.drug,
-        province=_province(province),
-        near=near,
-        limit=OUTLETS_PAGE_SIZE,
-        offset=(number - 1) * OUTLETS_PAGE_SIZE,
-    )
-    points = await service.price_history(session, view.drug)
-    chart = _chart(points, view.drug, lang)
-    context = _common(service.provinces(), lang) | {
-        "drug": view.drug,
-        "stats": view.stats,
-        "alternatives": view.alternatives,
-        "outlets": outlets,
-        "near": near,
-        "form": {"province": _province(province), "lat": lat or "", "lon": lon or ""},
-        "chart": chart,
-        "weekly": points[::-7][::-1] if points else [],
-        "history_days": service.HISTORY_DAYS,
-        "page": number,
-        "pages": max(1, math.ceil(outlets.total / OUTLETS_PAGE_SIZE)),
-        "json_url": f"/portal/api/v1/drugs/{quote(registration_no)}",
-    }
-    return site.render(request, "product.html", context)
-
-
-def _chart(points: list[service.DayStats], drug: Drug, lang: str) -> str:
-    if not points:
-        return ""
-    t = web.MESSAGES.translator(lang)
-
-    def money(v: int) -> str:
-        return web.format_money(v, lang)
-
-    def day(d: Any) -> str:
-        return web.format_day(d, lang)
-
-    summary = t(
-        "portal.history.summary",
-        start=day(points[0].day),
-        end=day(points[-1].day),
-        first=money(points[0].median),
-        last=money(points[-1].median),
-        low=money(min(p.min for p in points)),
-        high=money(max(p.max for p in points)),
-    )
-    text = charts.ChartText(
-        title=t("portal.history.title", days=service.HISTORY_DAYS) + f" · {drug.name}",
-        summary=summary,
-        median=t("portal.history.median"),
-        band=t("portal.history.band"),
-        declared=t("portal.declared"),
-    )
-    return charts.history_chart(points, declared_price=drug.declared_price, text=text, money=money, day=day)
-
-
-@router.get("/outlets/{outlet_id}", response_class=HTMLResponse, include_in_schema=False)
-async def outlet_page(
-    request: Request, outlet_id: str, session: SessionDep, sort: str | None = None, page: str | None = None
-) -> HTMLResponse:
-    """An outlet and its price list."""
-    lang = web.choose_language(request).lang
-    t = web.MESSAGES.translator(lang)
-    number = _page_number(page)
-    chosen = _pick(sort, SORTS) or "price"
-    try:
-        view = await service.outlet_view(
-            session, int(outlet_id), sort=chosen, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
-        )
-    except (NotFound, ValueError):
-        return _not_found(request, t("portal.not_found.outlet"))
-    context = _common(service.provinces(), lang) | {
-        "outlet": view.outlet,
-        "view": view,
-        "form": {"sort": chosen},
-        "page": number,
-        "pages": max(1, math.ceil(view.total / PAGE_SIZE)),
-        "json_url": f"/portal/api/v1/outlets/{outlet_id}",
-    }
-    return site.render(request, "outlet.html", context)

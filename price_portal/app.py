@@ -1,14 +1,19 @@
-"""The public price portal as its own ASGI app (`uvicorn --factory price_portal.app:create_app`)."""
+"""The public price portal and the patient view as their own ASGI app
+(`uvicorn --factory price_portal.app:create_app`)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from erx.app import build_app
-from erx.runtime import Runtime
-from erx.settings import Settings
-from price_portal.api import router
+from kit.app import build_app
+from kit.runtime import Runtime
+from kit.settings import Settings
+from price_portal.api import router as api_router
+from price_portal.pages import router as pages_router
+from price_portal.patient_view.api import router as patient_router
+
+ROUTERS: tuple[APIRouter, ...] = (api_router, patient_router, pages_router)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app([router], title="Public price portal", settings=settings, runtime=runtime)
+    return build_app(list(ROUTERS), title="Public price portal", settings=settings, runtime=runtime)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from html import escape
 
-from price_portal.service import DayStats
+from pharmacy_gateway.prices.schemas import DayStats
 
 Formatter = Callable[[int], str]
 DayFormatter = Callable[[date], str]

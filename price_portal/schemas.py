@@ -1,45 +1,21 @@
-"""Bodies of price publication and of the public portal's JSON API."""
+"""Answers of the public portal's JSON API."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from eprescribe.catalogue.schemas import DrugCategory
+from eprescribe.registry.schemas import PharmacyKind
+from pharmacy_gateway.prices.schemas import PriceSort
 
-MAX_ITEMS_PER_REQUEST = 5000
-# A sanity bound, not a policy: no retail unit costs ten billion dong.
-MAX_PRICE = 10_000_000_000
-
-PriceSort = Literal["price", "-price", "updated"]
-OutletSort = Literal["price", "distance"]
-Category = Literal["normal", "narcotic", "psychotropic", "precursor", "traditional", "supplement"]
-OutletKind = Literal["pharmacy", "drugstore", "cabinet"]
-
-
-# ---- publication (pharmacy token) --------------------------------------------------------
-
-
-class PriceItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    registration_no: Annotated[str, Field(min_length=1, max_length=64, examples=["VD-15841-13"])]
-    price: Annotated[StrictInt, Field(gt=0, le=MAX_PRICE, description="Integer dong per unit")]
-    unit: Annotated[str, Field(min_length=1, max_length=32, examples=["viên"])]
-
-
-class PriceListIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    items: Annotated[list[PriceItemIn], Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)]
-
-
-class PublishResult(BaseModel):
-    accepted: int = Field(description="Items in the request")
-    created: int = Field(description="Products this outlet listed for the first time")
-    changed: int = Field(description="Listed prices that changed (a history entry each)")
-    unchanged: int = Field(description="Prices confirmed as they were (only the date moves)")
-    updated_at: str
-
+MAX_LIMIT = 100
+MAX_OFFSET = 10_000
+# Listings change when pharmacies publish; a minute of staleness lets caches carry the load.
+JSON_MAX_AGE = 60
+CSV_MAX_AGE = 300
+SORTS = tuple(PriceSort)
+KINDS = tuple(PharmacyKind)
+ALL_CATEGORIES = tuple(DrugCategory)
 
 # ---- public answers ----------------------------------------------------------------------
 

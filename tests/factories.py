@@ -1,4 +1,4 @@
-"""Small builders for test data, all going through the real HTTP API."""
+"""The one module of test-data builders; they go through the real HTTP API wherever it reaches."""
 
 from __future__ import annotations
 
@@ -7,11 +7,21 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from joserfc import jws
 from joserfc.jwk import ECKey
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from eprescribe.prescriptions.models import Prescription
+from eprescribe.registry import service as registry
+from kit.audit import AccessLogEntry
+from pharmacy_gateway.prices import service as price_service
+
+if TYPE_CHECKING:
+    from tests.conftest import Harness
 
 ALNUM = string.digits + string.ascii_uppercase
 
@@ -263,3 +273,151 @@ def child_birthdate(months: int) -> str:
     today = date.today()
     year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
     return date(year, month + 1, min(today.day, 28)).isoformat()
+
+
+# ---- dispensing ---------------------------------------------------------------------------
+
+PHARMACIST = {"full_name": "DS. Lê Văn Cường", "license_no": "012345/HNO-CCHND"}
+
+
+def line(line_no: int, registration_no: str, quantity: int, **extra: Any) -> dict[str, Any]:
+    return {"line_no": line_no, "registration_no": registration_no, "quantity": quantity, **extra}
+
+
+def dispense_body(*items: dict[str, Any], pharmacist: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"pharmacist": pharmacist or PHARMACIST, "items": list(items)}
+
+
+async def facility_view(api: Api, w: World, code: str) -> dict[str, Any]:
+    r = await api.client.get(f"/api/v1/prescriptions/{code}", headers=w.facility.headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def access_entries(harness: Harness, code: str) -> list[AccessLogEntry]:
+    async with harness.runtime.database.sessionmaker() as session:
+        result = await session.execute(
+            select(AccessLogEntry)
+            .where(AccessLogEntry.prescription_code == code)  # type: ignore[arg-type]
+            .order_by(AccessLogEntry.id)  # type: ignore[arg-type]
+        )
+        return list(result.scalars())
+
+
+async def prescribe(api: Api, w: World, **kwargs: Any) -> str:
+    """Submit a fresh prescription and return its code (a unique note keeps payloads distinct)."""
+    kwargs.setdefault("notes", f"gateway test {secrets.token_hex(6)}")
+    body = await api.prescribe(w, **kwargs)
+    code: str = body["code"]
+    return code
+
+
+# ---- listed prices --------------------------------------------------------------------------
+
+
+def token() -> str:
+    """A word no other product of the test contains, so a search finds exactly the ones named by it."""
+    return "zq" + rand(6, string.ascii_lowercase + string.digits)
+
+
+@dataclass
+class Outlet:
+    id: int
+    connection_code: str
+    token: str
+    province_code: str
+    kind: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Portal:
+    """Admin, outlets and the public, all over HTTP against the real app."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.client: httpx.AsyncClient = harness.client
+        self.api: Api = harness.api
+
+    async def outlet(
+        self,
+        *,
+        province: str = "01",
+        kind: str = "pharmacy",
+        controlled: bool = False,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        name: str | None = None,
+    ) -> Outlet:
+        body: dict[str, Any] = {
+            "name": name or f"Nhà thuốc {rand(5)}",
+            "kind": kind,
+            "province_code": province,
+            "address": f"{secrets.randbelow(300) + 1} Nguyễn Trãi",
+            "controlled_licence": controlled,
+        }
+        if latitude is not None:
+            body |= {"latitude": latitude, "longitude": longitude}
+        r = await self.client.post("/api/v1/pharmacies", json=body, headers=await self.api.admin_headers())
+        assert r.status_code == 201, r.text
+        code, secret = r.json()["connection_code"], r.json()["client_secret"]
+        t = await self.api.token("/gateway/v1/auth/token", code, secret)
+        assert t.status_code == 200, t.text
+        async with self.harness.runtime.database.sessionmaker() as session:
+            pharmacy = await registry.get_pharmacy(session, code)
+        assert pharmacy is not None
+        return Outlet(pharmacy.id, code, t.json()["access_token"], province, kind)
+
+    async def product(self, **kwargs: Any) -> Product:
+        return await self.api.product(**kwargs)
+
+    async def publish(self, outlet: Outlet, *prices: tuple[Product, int]) -> httpx.Response:
+        items = [
+            {"registration_no": p.registration_no, "price": price, "unit": p.unit} for p, price in prices
+        ]
+        return await self.client.put("/gateway/v1/prices", json={"items": items}, headers=outlet.headers)
+
+    async def listed(self, outlet: Outlet, *prices: tuple[Product, int]) -> None:
+        r = await self.publish(outlet, *prices)
+        assert r.status_code == 200, r.text
+
+    async def publish_at(self, outlet: Outlet, at: datetime, *prices: tuple[Product, int]) -> None:
+        """Publish through the real service as if at another instant (for history across days)."""
+        items = [
+            {"registration_no": p.registration_no, "price": price, "unit": p.unit} for p, price in prices
+        ]
+        async with self.harness.runtime.database.sessionmaker() as session, session.begin():
+            pharmacy = await registry.get_pharmacy(session, outlet.connection_code)
+            assert pharmacy is not None
+            await price_service.publish_prices(session, pharmacy, items, now=at)
+
+    async def prices(self, **params: Any) -> dict[str, Any]:
+        r = await self.client.get("/portal/api/v1/prices", params=params)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def admin(self, path: str) -> httpx.Response:
+        return await self.client.post(path, headers=await self.api.admin_headers())
+
+
+# ---- reading answers ------------------------------------------------------------------------
+
+
+def rejected_at(r: Any, *loc: Any) -> bool:
+    """Whether the answer is a 422 naming this field (the end of an error's `loc`)."""
+    return bool(r.status_code == 422 and any(tuple(e["loc"][-len(loc) :]) == loc for e in r.json()["errors"]))
+
+
+async def stored_count(harness: Harness, facility_code: str) -> int:
+    """How many prescriptions of this facility are stored."""
+    async with harness.runtime.database.sessionmaker() as session:
+        found = await session.execute(
+            select(func.count())
+            .select_from(Prescription)
+            .where(col(Prescription.facility_code) == facility_code)
+        )
+        return int(found.scalar_one())

@@ -12,8 +12,8 @@ from typing import Any
 import uvicorn
 
 from erx.app import create_app
-from erx.runtime import Runtime
-from erx.settings import Settings
+from kit.runtime import Runtime
+from kit.settings import Settings
 from tests.pg import free_port
 
 # Debian's package, never a downloaded browser; these flags keep it off the (closed) network.

@@ -54,6 +54,17 @@ class Cluster:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True)
 
+    async def execute(self, *statements: str) -> None:
+        """Run administrative statements (CREATE/DROP DATABASE) outside any transaction."""
+        import asyncpg
+
+        conn = await asyncpg.connect(host=self.host, port=self.port, user=self.user, database="postgres")
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
     def stop(self) -> None:
         if self.datadir is not None:
             try:
@@ -90,14 +101,3 @@ def start_cluster() -> Cluster:
     cluster._run("pg_ctl", "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start")
     return cluster
 
-
-async def create_database(cluster: Cluster, name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return cluster.url(name)

@@ -9,9 +9,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import AutoString
 
-from erx.database import create_engine
-from erx.model_registry import load_all_models
-from erx.settings import Settings, get_settings
+from erx.models import load_all_models
+from kit.database import create_engine
+from kit.settings import Settings, get_settings
 
 target_metadata = load_all_models()
 

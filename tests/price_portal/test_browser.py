@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from erx.demo.prices import seed_prices
 from erx.migrate import upgrade
-from erx.runtime import Runtime
-from price_portal.seed import seed_prices
+from kit.runtime import Runtime
 from tests.conftest import make_settings
 from tests.live import ARTIFACTS, launch_chromium, live_server
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
+from pharmacy_gateway.prices.schemas import DayStats
 from price_portal.charts import ChartText, history_chart, nice_step
-from price_portal.service import DayStats
 
 SVG = "{http://www.w3.org/2000/svg}"
 TEXT = ChartText(

@@ -8,7 +8,7 @@ import io
 from price_portal import service as portal
 from price_portal.service import CSV_HEADER, PriceQuery
 from tests.conftest import Harness
-from tests.price_portal.conftest import Portal, token
+from tests.factories import Portal, token
 
 
 def parse(text: str) -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from tests.price_portal.conftest import Portal, token
+from tests.factories import Portal, token
 
 
 class Page(HTMLParser):

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from eprescribe.schemas import VIETNAM_TIME
+from kit.time import VIETNAM_TIME
 from tests.conftest import Harness
-from tests.price_portal.conftest import Portal, token
+from tests.factories import Portal, token
 
 PHARMACIST = {"full_name": "DS. Lê Văn Cường", "license_no": "012345/HNO-CCHND"}
 

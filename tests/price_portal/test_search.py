@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.price_portal.conftest import Portal, token
+from tests.factories import Portal, token
 
 
 def prices_of(body: dict[str, Any]) -> list[int]:

@@ -1,0 +1,238 @@
+"""Rules of the drug catalogue: products, search and generic substitution. No HTTP, no commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.catalogue import repository
+from eprescribe.catalogue.models import Drug
+from eprescribe.catalogue.schemas import DrugCreate, Product, ProductKey
+from kit.errors import Conflict, field_error
+from kit.text import fold, match_key
+from kit.time import utcnow
+
+# The catalogue's CSV columns, in order (`erx drugs import`).
+CSV_FIELDS = (
+    "registration_no",
+    "name",
+    "active_ingredient",
+    "strength",
+    "dosage_form",
+    "unit",
+    "packaging",
+    "manufacturer",
+    "country",
+    "category",
+    "declared_price",
+)
+# Columns derived from the CSV ones, recomputed on every change.
+DERIVED_FIELDS = ("ingredient_key", "strength_key", "form_key", "search_text")
+# Lists of registration numbers are queried in slices of this many.
+LOOKUP_CHUNK = 1000
+
+
+def product_key(active_ingredient: str, strength: str, dosage_form: str) -> ProductKey:
+    """What generic substitution compares: ingredient, strength and form, folded."""
+    return (match_key(active_ingredient), match_key(strength), match_key(dosage_form))
+
+
+def product(drug: Drug) -> Product:
+    assert drug.id is not None
+    return Product(
+        id=drug.id,
+        registration_no=drug.registration_no,
+        name=drug.name,
+        active_ingredient=drug.active_ingredient,
+        strength=drug.strength,
+        dosage_form=drug.dosage_form,
+        unit=drug.unit,
+        category=drug.category,
+        declared_price=drug.declared_price,
+        packaging=drug.packaging,
+        manufacturer=drug.manufacturer,
+        country=drug.country,
+        key=(drug.ingredient_key, drug.strength_key, drug.form_key),
+    )
+
+
+# ---- adding products --------------------------------------------------------------------
+
+
+def _drug_from(data: DrugCreate) -> Drug:
+    now = utcnow()
+    ingredient_key, strength_key, form_key = product_key(
+        data.active_ingredient, data.strength, data.dosage_form
+    )
+    return Drug(
+        registration_no=data.registration_no,
+        name=data.name,
+        active_ingredient=data.active_ingredient,
+        strength=data.strength,
+        dosage_form=data.dosage_form,
+        unit=data.unit,
+        packaging=data.packaging,
+        manufacturer=data.manufacturer,
+        country=data.country,
+        category=data.category,
+        declared_price=data.declared_price,
+        ingredient_key=ingredient_key,
+        strength_key=strength_key,
+        form_key=form_key,
+        search_text=fold(" ".join([data.name, data.active_ingredient, data.registration_no])),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def add_drug(session: AsyncSession, data: DrugCreate) -> Product:
+    if await repository.get_drug(session, data.registration_no) is not None:
+        raise Conflict(
+            f"Product {data.registration_no} is already in the catalogue",
+            errors=[field_error(["body", "registration_no"], "already registered")],
+        )
+    drug = _drug_from(data)
+    session.add(drug)
+    await session.flush()
+    return product(drug)
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _first_error(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}" if where else str(err["msg"])
+    return f"declared_price: {exc}"
+
+
+def _parse_row(row: dict[str, str]) -> DrugCreate:
+    price_text = (row.get("declared_price") or "").strip()
+    values: dict[str, Any] = {
+        k: (row.get(k) or "").strip() or None for k in CSV_FIELDS if k != "declared_price"
+    }
+    values["declared_price"] = int(price_text) if price_text else None
+    return DrugCreate.model_validate(values)
+
+
+async def import_drugs(
+    session: AsyncSession,
+    rows: Iterable[tuple[int, dict[str, str]]],
+    *,
+    on_row: Callable[[], None] | None = None,
+) -> ImportReport:
+    """Add or update catalogue rows; a bad row is reported by line number and skipped."""
+    report = ImportReport()
+    for line_no, row in rows:
+        try:
+            data = _parse_row(row)
+        except ValueError as exc:
+            report.rejected.append((line_no, _first_error(exc)))
+        else:
+            existing = await repository.get_drug(session, data.registration_no)
+            fresh = _drug_from(data)
+            if existing is None:
+                session.add(fresh)
+                report.added += 1
+            else:
+                for name in (*CSV_FIELDS, *DERIVED_FIELDS):
+                    setattr(existing, name, getattr(fresh, name))
+                existing.updated_at = fresh.updated_at
+                report.updated += 1
+        if on_row:
+            on_row()
+    await session.flush()
+    return report
+
+
+# ---- reading products -------------------------------------------------------------------
+
+
+async def get_product(session: AsyncSession, registration_no: str) -> Product | None:
+    drug = await repository.get_drug(session, registration_no.strip())
+    return product(drug) if drug else None
+
+
+async def products_by_registration(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Product]:
+    """Products by registration number (numbers not in the catalogue are simply absent)."""
+    found: dict[str, Product] = {}
+    unique = sorted({n for n in numbers if n})
+    for start in range(0, len(unique), LOOKUP_CHUNK):
+        for drug in await repository.drugs_by_registration(session, unique[start : start + LOOKUP_CHUNK]):
+            found[drug.registration_no] = product(drug)
+    return found
+
+
+async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Product]:
+    return {d.id: product(d) for d in await repository.drugs_by_ids(session, ids) if d.id is not None}
+
+
+async def categories_by_keys(session: AsyncSession, keys: Sequence[ProductKey]) -> dict[ProductKey, set[str]]:
+    """The catalogue categories registered under each key, in one query (empty: nothing matches)."""
+    return await repository.categories_by_keys(session, sorted(set(keys)))
+
+
+async def substitutes_by_keys(
+    session: AsyncSession, keys: Sequence[ProductKey]
+) -> dict[ProductKey, list[Product]]:
+    """Registered products a pharmacist may dispense for each key (generic substitution), cheapest first."""
+    found = await repository.substitutes_by_keys(session, sorted(set(keys)))
+    return {key: [product(d) for d in drugs] for key, drugs in found.items()}
+
+
+async def substitutes_for(session: AsyncSession, item: Product) -> list[Product]:
+    """Every product with the same ingredient, strength and form as `item` (itself included)."""
+    return (await substitutes_by_keys(session, [item.key]))[item.key]
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+async def search(
+    session: AsyncSession, *, q: str | None, category: str | None, limit: int, offset: int
+) -> tuple[int, list[Product]]:
+    """Page through the catalogue by brand, ingredient or registration number (the API's search)."""
+    total, drugs = await repository.search_drugs(session, q, category, limit, offset)
+    return total, [product(d) for d in drugs]
+
+
+async def products_matching_words(
+    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
+) -> list[Product]:
+    """Products with a word starting with every folded term (terms with digits match anywhere)."""
+    return [product(d) for d in await repository.drugs_matching_words(session, terms, category, limit)]
+
+
+async def products_similar_words(
+    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
+) -> list[Product] | None:
+    """Typo-tolerant match through pg_trgm; None when this database has no trigram support."""
+    if not await repository.trigram_search_available(session):
+        return None
+    return [product(d) for d in await repository.drugs_similar_words(session, terms, category, limit)]
+
+
+async def search_texts(session: AsyncSession, *, category: str | None) -> list[tuple[int, str]]:
+    """(id, folded text) of every product, for matching in Python where SQL cannot."""
+    return await repository.drug_search_texts(session, category)
+
+
+def ids_in_category_query(category: str) -> Select[Any]:
+    """A subquery of the ids of one category's products, to compose into another context's query."""
+    return repository.drug_ids_in_category_query(category)
+
+
+async def ids_in_category(session: AsyncSession, category: str, *, limit: int) -> list[int]:
+    """Up to `limit` ids of one category's products."""
+    return await repository.drug_ids_in_category(session, category, limit)

@@ -1,0 +1,164 @@
+"""Routes of prescriptions for the issuing facility."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from eprescribe.prescriptions import qr, service
+from eprescribe.prescriptions.schemas import (
+    AccessLogView,
+    CancelRequest,
+    ItemView,
+    PrescriptionCreated,
+    PrescriptionSubmit,
+    PrescriptionView,
+)
+from eprescribe.registry.deps import CurrentFacility
+from kit.audit import AccessAction
+from kit.database import SessionDep
+from kit.errors import ERRORS
+from kit.runtime import RuntimeDep, client_address
+from kit.time import vn_time
+
+router = APIRouter(tags=["prescriptions"])
+
+
+@router.post(
+    "/api/v1/prescriptions",
+    status_code=201,
+    response_model=PrescriptionCreated,
+    responses=ERRORS,
+)
+async def submit_prescription(
+    body: PrescriptionSubmit,
+    request: Request,
+    facility: CurrentFacility,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Store a prescription signed (ES256 JWS) by a prescriber of this facility."""
+    outcome = await service.submit(
+        session,
+        runtime,
+        facility=facility,
+        compact_jws=body.jws,
+        idempotency_key=idempotency_key,
+        base_url=str(request.base_url),
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+def _view(record: service.FacilityRead, base_url: str) -> PrescriptionView:
+    p = record.prescription
+    patient = {
+        "full_name": p.patient_full_name,
+        "date_of_birth": p.patient_date_of_birth.isoformat(),
+        "gender": p.patient_gender,
+        "national_id": p.patient_national_id,
+        "insurance_no": p.patient_insurance_no,
+        "weight_kg": p.patient_weight_kg,
+        "phone": p.patient_phone,
+        "address": p.patient_address,
+        "guardian": p.guardian,
+    }
+    return PrescriptionView(
+        code=p.code,
+        kind=p.kind,
+        status=record.status,
+        facility_code=p.facility_code,
+        prescriber_id=p.prescriber_id,
+        prescriber_name=record.prescriber.full_name,
+        issued_at=vn_time(p.issued_at),
+        valid_until=vn_time(p.valid_until),
+        replaces=p.replaces_code,
+        replaced_by=p.replaced_by_code,
+        patient={k: v for k, v in patient.items() if v is not None},
+        diagnoses=p.diagnoses,
+        items=[ItemView.model_validate(i, from_attributes=True) for i in record.items],
+        notes=p.notes,
+        follow_up_date=p.follow_up_date,
+        cancelled_at=vn_time(p.cancelled_at) if p.cancelled_at else None,
+        cancel_reason=p.cancel_reason,
+        jws=p.jws,
+        qr_text=p.qr_text,
+        qr_png=f"{base_url}api/v1/prescriptions/{p.code}/qr.png",
+        qr_svg=f"{base_url}api/v1/prescriptions/{p.code}/qr.svg",
+    )
+
+
+@router.get("/api/v1/prescriptions/{code}", response_model=PrescriptionView, responses=ERRORS)
+async def read_prescription(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> PrescriptionView:
+    """Read a prescription this facility issued, with dispensed and remaining per line."""
+    record = await service.read_for_facility(session, facility, code, address=client_address(request))
+    return _view(record, str(request.base_url))
+
+
+async def _qr(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep, fmt: str
+) -> Response:
+    action = AccessAction.QR_PNG if fmt == "png" else AccessAction.QR_SVG
+    record = await service.read_for_facility(
+        session, facility, code, action=action, address=client_address(request)
+    )
+    text = record.prescription.qr_text
+    if fmt == "png":
+        return Response(await asyncio.to_thread(qr.png, text), media_type="image/png")
+    return Response(await asyncio.to_thread(qr.svg, text), media_type="image/svg+xml")
+
+
+@router.get(
+    "/api/v1/prescriptions/{code}/qr.png",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+)
+async def prescription_qr_png(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> Response:
+    """The QR code of the paper prescription as PNG: `CODE.<signed summary>`."""
+    return await _qr(code, request, facility, session, "png")
+
+
+@router.get(
+    "/api/v1/prescriptions/{code}/qr.svg",
+    responses={200: {"content": {"image/svg+xml": {}}}, **ERRORS},
+)
+async def prescription_qr_svg(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> Response:
+    """The QR code of the paper prescription as SVG."""
+    return await _qr(code, request, facility, session, "svg")
+
+
+@router.post(
+    "/api/v1/prescriptions/{code}/cancel",
+    response_model=PrescriptionView,
+    responses=ERRORS,
+)
+async def cancel_prescription(
+    code: str, body: CancelRequest, request: Request, facility: CurrentFacility, session: SessionDep
+) -> PrescriptionView:
+    """Cancel a prescription of this facility while nothing of it is dispensed."""
+    record = await service.cancel(session, facility, code, body.reason, client_address(request))
+    return _view(record, str(request.base_url))
+
+
+@router.get(
+    "/api/v1/prescriptions/{code}/access-log",
+    response_model=list[AccessLogView],
+    responses=ERRORS,
+)
+async def prescription_access_log(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> list[AccessLogView]:
+    """Who read or changed this prescription, and when."""
+    entries = await service.access_log(session, facility, code, client_address(request))
+    return [
+        AccessLogView(at=vn_time(e.at), actor_kind=e.actor_kind, actor_code=e.actor_code, action=e.action)
+        for e in entries
+    ]

@@ -1,0 +1,122 @@
+"""The prescribing rules that regulations may change, in one table with their sources."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from importlib import resources
+
+from eprescribe.catalogue.schemas import DrugCategory
+from eprescribe.prescriptions.schemas import CONTROLLED_KINDS, PrescriptionKind
+
+
+@dataclass(frozen=True)
+class PrescribingPolicy:
+    """Values from Circular 26/2025/TT-BYT (outpatient prescribing, in force 2025-2026)."""
+
+    # Art. 6: a prescription is collected within 5 days of issue.
+    collection_window: timedelta = timedelta(days=5)
+    # Art. 7: at most 30 days of supply; up to 90 for a disease on Annex VII (chronic list).
+    max_days_supply: int = 30
+    max_days_supply_chronic: int = 90
+    # Narcotics: at most 7 days for acute illness; cancer/AIDS patients up to 30 days, written as
+    # rounds (dot) of at most 10 days: each round is its own prescription, so one carries <= 10.
+    narcotic_max_days_acute: int = 7
+    narcotic_max_days_per_round: int = 10
+    narcotic_course_max_days: int = 30
+    # Psychotropics and precursors: at most 10 days acute, 30 days for long-term treatment
+    # (a diagnosis on the chronic list).
+    psychotropic_max_days_acute: int = 10
+    psychotropic_max_days_long_term: int = 30
+    # A child under 72 months needs a guardian, the age in months and the weight.
+    guardian_required_under_months: int = 72
+    # ICD-10 blocks: malignant neoplasms C00-C97 and HIV disease B20-B24.
+    cancer_icd10_prefixes: tuple[str, ...] = ("C",)
+    hiv_icd10_blocks: tuple[str, ...] = ("B20", "B21", "B22", "B23", "B24", "Z21")
+    # Which catalogue categories each prescription kind may carry (one kind per prescription).
+    kind_categories: dict[str, frozenset[str]] = field(
+        default_factory=lambda: {
+            PrescriptionKind.ORDINARY: frozenset({DrugCategory.NORMAL}),
+            PrescriptionKind.NARCOTIC: frozenset({DrugCategory.NARCOTIC}),
+            PrescriptionKind.PSYCHOTROPIC: frozenset({DrugCategory.PSYCHOTROPIC, DrugCategory.PRECURSOR}),
+            PrescriptionKind.TRADITIONAL: frozenset({DrugCategory.TRADITIONAL}),
+            PrescriptionKind.DECOCTION: frozenset({DrugCategory.TRADITIONAL}),
+        }
+    )
+    controlled_kinds: frozenset[str] = CONTROLLED_KINDS
+    # Narcotic prescriptions name the patient by national ID.
+    national_id_required_kinds: frozenset[str] = frozenset({PrescriptionKind.NARCOTIC})
+
+
+POLICY = PrescribingPolicy()
+
+
+@dataclass(frozen=True)
+class ChronicConditions:
+    """Annex VII of Circular 26/2025/TT-BYT, loaded from data (a representative subset)."""
+
+    entries: dict[str, str]
+
+    def covers(self, icd10: str) -> bool:
+        code = icd10.strip().upper()
+        # An entry without a dot is a 3-character category and covers every code beneath it.
+        return code in self.entries or code[:3] in self.entries
+
+    @classmethod
+    def load(cls) -> ChronicConditions:
+        source = resources.files("eprescribe.prescriptions") / "data" / "chronic_icd10.csv"
+        rows = list(csv.DictReader(io.StringIO(source.read_text(encoding="utf-8"))))
+        return cls({row["icd10"].strip().upper(): row["name_vi"] for row in rows})
+
+
+@lru_cache(maxsize=1)
+def chronic_conditions() -> ChronicConditions:
+    return ChronicConditions.load()
+
+
+def is_cancer_or_aids(icd10: str) -> bool:
+    code = icd10.strip().upper()
+    return code.startswith(POLICY.cancer_icd10_prefixes) or is_hiv(code)
+
+
+def is_hiv(icd10: str) -> bool:
+    return icd10.strip().upper()[:3] in POLICY.hiv_icd10_blocks
+
+
+def age_in_months(date_of_birth: date, on: date) -> int:
+    months = (on.year - date_of_birth.year) * 12 + (on.month - date_of_birth.month)
+    if on.day < date_of_birth.day:
+        months -= 1
+    return months
+
+
+@dataclass(frozen=True)
+class SupplyLimit:
+    """The most days of supply a line may carry, and why (shown with a refusal)."""
+
+    days: int
+    why: str
+
+
+def supply_limit(kind: str, *, chronic: bool, cancer_or_aids: bool) -> SupplyLimit:
+    """The days-of-supply limit of a prescription of this kind for these diagnoses."""
+    if kind == PrescriptionKind.NARCOTIC:
+        if cancer_or_aids:
+            days = POLICY.narcotic_max_days_per_round
+            return SupplyLimit(days, f"narcotics: at most {days} days per round for cancer/AIDS patients")
+        days = POLICY.narcotic_max_days_acute
+        return SupplyLimit(days, f"narcotics: at most {days} days for acute illness")
+    if kind == PrescriptionKind.PSYCHOTROPIC:
+        if chronic:
+            days = POLICY.psychotropic_max_days_long_term
+            return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for long-term treatment")
+        days = POLICY.psychotropic_max_days_acute
+        return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for acute illness")
+    if chronic:
+        days = POLICY.max_days_supply_chronic
+        return SupplyLimit(days, f"at most {days} days of supply with a chronic diagnosis")
+    days = POLICY.max_days_supply
+    return SupplyLimit(days, f"at most {days} days of supply (90 needs a diagnosis on the chronic list)")

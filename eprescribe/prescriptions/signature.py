@@ -1,0 +1,86 @@
+"""The prescriber's signature: a compact JWS, ES256 only, verified with the registered key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.prescriptions.exceptions import SignatureRejected
+from eprescribe.registry import service as registry
+from eprescribe.registry.schemas import PrescriberRecord
+from kit.errors import InvalidContent, field_error
+from kit.security import SIGNING_ALGORITHMS, peek_header
+
+JWS_LOC = ["body", "jws"]
+
+
+@dataclass(frozen=True)
+class SignedPayload:
+    """A verified JWS: who signed it, what they signed, and the digest that makes it unique."""
+
+    prescriber: PrescriberRecord
+    payload: dict[str, Any]
+    digest: str
+
+
+def _refuse(detail: str, where: list[str], msg: str) -> SignatureRejected:
+    return SignatureRejected(detail, errors=[field_error([*JWS_LOC, *where], msg)])
+
+
+def _header(compact: str) -> dict[str, Any]:
+    """Read and screen the header before any key is looked up: only ES256, no `crit`, a `kid`."""
+    try:
+        header = peek_header(compact)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _refuse("The JWS header cannot be read", [], "malformed JWS header") from exc
+    if len(compact.split(".")) != 3:
+        raise _refuse("The JWS must be in compact form: header.payload.signature", [], "not a compact JWS")
+    if header.get("alg") not in SIGNING_ALGORITHMS:
+        raise _refuse(
+            f"Algorithm {header.get('alg')!r} is not accepted; prescriptions are signed with ES256",
+            ["header", "alg"],
+            "only ES256 is accepted",
+        )
+    if header.get("crit"):
+        raise _refuse("Critical JWS header extensions are not supported", ["header", "crit"], "unsupported")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise _refuse("The JWS header must name the prescriber in `kid`", ["header", "kid"], "missing")
+    return header
+
+
+def payload_digest(compact: str) -> str:
+    """SHA-256 of the signed payload part: the same signed prescription is accepted once."""
+    return hashlib.sha256(compact.split(".")[1].encode()).hexdigest()
+
+
+async def verify(session: AsyncSession, compact: str) -> SignedPayload:
+    """Verify the prescriber's ES256 signature; anything else is refused before parsing."""
+    kid = str(_header(compact)["kid"])
+    prescriber = await registry.get_prescriber(session, kid)
+    if prescriber is None:
+        raise _refuse(f"No registered prescriber has key id {kid!r}", ["header", "kid"], "unknown prescriber")
+    try:
+        verified = jws.deserialize_compact(
+            compact, ECKey.import_key(prescriber.public_jwk), algorithms=SIGNING_ALGORITHMS
+        )
+    except (JoseError, ValueError) as exc:
+        raise _refuse(
+            "The signature does not verify with the prescriber's registered key",
+            ["signature"],
+            "does not verify",
+        ) from exc
+    try:
+        payload = json.loads(verified.payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidContent.field(["payload"], "the payload is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise InvalidContent.field(["payload"], "the payload must be a JSON object")
+    return SignedPayload(prescriber, payload, payload_digest(compact))

@@ -1,0 +1,260 @@
+"""Submitting a signed prescription: verify, authorise, check, number, store; all or nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.prescriptions import checks, codes, qr, repository, signature
+from eprescribe.prescriptions.exceptions import PrescriptionConflict
+from eprescribe.prescriptions.models import Prescription, PrescriptionItem
+from eprescribe.prescriptions.policy import POLICY, is_hiv
+from eprescribe.prescriptions.schemas import (
+    PrescribedItem,
+    PrescriptionPayload,
+    PrescriptionStatus,
+)
+from eprescribe.registry import service as registry
+from eprescribe.registry.exceptions import PrescriberNotAllowed
+from eprescribe.registry.schemas import ClientStatus, FacilityRecord, PrescriberRecord
+from kit import audit, idempotency
+from kit.errors import Forbidden, InvalidContent, field_error
+from kit.runtime import Runtime
+from kit.settings import Settings
+from kit.text import match_key
+from kit.time import utcnow, vn_time
+
+
+async def submit(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    facility: FacilityRecord,
+    compact_jws: str,
+    idempotency_key: str | None,
+    base_url: str,
+) -> idempotency.Answer:
+    """Verify, check and store a signed prescription; a retry with the same key gets the first answer."""
+    compact = compact_jws.strip()
+
+    async def work() -> idempotency.Answer:
+        return await _store(session, runtime, facility, compact, base_url)
+
+    return await idempotency.run_once(
+        session,
+        scope=f"facility:{facility.facility_code}:prescriptions",
+        key=idempotency_key,
+        fingerprint={"jws": compact},
+        work=work,
+    )
+
+
+async def _store(
+    session: AsyncSession, runtime: Runtime, facility: FacilityRecord, compact: str, base_url: str
+) -> idempotency.Answer:
+    now = utcnow()
+    signed = await signature.verify(session, compact)
+    payload = parse_payload(signed.payload)
+    await _authorise(session, facility, signed.prescriber, payload)
+    _check_issued_at(payload, now, runtime.settings)
+    await checks.check_policy(session, payload, signed.prescriber)
+    if await repository.payload_seen(session, signed.digest):
+        raise PrescriptionConflict("This signed prescription was already submitted (replay refused)")
+    code = await _choose_code(session, payload, facility.facility_code)
+    replaced = (
+        await _replaceable(session, payload.replaces, facility.facility_code) if payload.replaces else None
+    )
+    prescription = _prescription(payload, signed, compact, code, now)
+    items = [_item(index, item) for index, item in enumerate(payload.items)]
+    prescription.lines_digest = qr.lines_digest(items)
+    prescription.qr_text = qr.text(runtime.keyring, code, qr_claims(prescription))
+    await _insert(session, prescription, items)
+    if replaced is not None:
+        await _mark_replaced(session, replaced, code)
+    await audit.record_access(
+        session,
+        prescription_code=code,
+        actor_kind=audit.ActorKind.FACILITY,
+        actor_code=facility.facility_code,
+        action=audit.AccessAction.CREATE,
+    )
+    return idempotency.Answer(201, created_body(prescription, base_url))
+
+
+def parse_payload(raw: dict[str, Any]) -> PrescriptionPayload:
+    try:
+        return PrescriptionPayload.model_validate(raw)
+    except ValidationError as exc:
+        errors = [field_error(["payload", *e["loc"]], e["msg"]) for e in exc.errors()]
+        raise InvalidContent.from_errors(errors) from exc
+
+
+async def _authorise(
+    session: AsyncSession,
+    facility: FacilityRecord,
+    prescriber: PrescriberRecord,
+    payload: PrescriptionPayload,
+) -> None:
+    """The token's facility is the one named, and the signer is an active prescriber there."""
+    if payload.facility_code != facility.facility_code:
+        raise Forbidden(
+            f"This token belongs to facility {facility.facility_code}, the prescription names {payload.facility_code}",
+            errors=[field_error(["payload", "facility_code"], "not the facility of the token")],
+        )
+    if prescriber.status != ClientStatus.ACTIVE:
+        raise PrescriberNotAllowed(f"Prescriber {prescriber.prescriber_id} is {prescriber.status}")
+    if not await registry.works_at(session, prescriber.prescriber_id, facility.facility_code):
+        raise PrescriberNotAllowed(
+            f"Prescriber {prescriber.prescriber_id} is not registered at facility {facility.facility_code}",
+            errors=[field_error(["body", "jws", "header", "kid"], "not registered at this facility")],
+        )
+
+
+def _check_issued_at(payload: PrescriptionPayload, now: datetime, settings: Settings) -> None:
+    issued = payload.issued_at
+    if issued > now + timedelta(seconds=settings.clock_skew_seconds):
+        raise InvalidContent.field(["payload", "issued_at"], "is in the future")
+    if issued < now - timedelta(seconds=settings.issued_at_max_age_seconds):
+        raise InvalidContent.field(
+            ["payload", "issued_at"],
+            f"is older than {settings.issued_at_max_age_seconds // 3600} hours; sign a fresh prescription",
+        )
+
+
+async def _choose_code(session: AsyncSession, payload: PrescriptionPayload, facility_code: str) -> str:
+    """The client's own code when it fits this facility and kind, else a freshly drawn one."""
+    if payload.code is not None:
+        code = codes.canonical(payload.code)
+        if code is None:
+            raise InvalidContent.field(
+                ["payload", "code"], "must be 5 facility characters, 7 of [0-9A-Z], '-' and the kind"
+            )
+        if codes.facility_of(code) != facility_code:
+            raise InvalidContent.field(["payload", "code"], "must start with the facility code")
+        if codes.kind_of(code) != payload.kind:
+            raise InvalidContent.field(["payload", "code"], "must end with the prescription's kind")
+        if await repository.prescription_exists(session, code):
+            raise PrescriptionConflict(
+                f"Code {code} is already in use", errors=[field_error(["payload", "code"], "already in use")]
+            )
+        return code
+    for _ in range(5):
+        code = codes.generate(facility_code, payload.kind)
+        if not await repository.prescription_exists(session, code):
+            return code
+    raise PrescriptionConflict("Could not draw a free code; retry")  # pragma: no cover
+
+
+async def _replaceable(session: AsyncSession, replaces: str, facility_code: str) -> Prescription:
+    """The prescription this one corrects: of this facility, with nothing dispensed yet."""
+    code = codes.canonical(replaces)
+    if code is None:
+        raise InvalidContent.field(["payload", "replaces"], "not a prescription code")
+    old = await repository.get_prescription(session, code)
+    if old is None or old.facility_code != facility_code:
+        raise InvalidContent.field(["payload", "replaces"], "no prescription of this facility has this code")
+    if old.status != PrescriptionStatus.ACTIVE:
+        raise PrescriptionConflict(
+            f"{code} is {old.status}; only a prescription with nothing dispensed can be replaced",
+            errors=[field_error(["payload", "replaces"], "not replaceable")],
+        )
+    return old
+
+
+def _prescription(
+    payload: PrescriptionPayload, signed: signature.SignedPayload, compact: str, code: str, now: datetime
+) -> Prescription:
+    patient = payload.patient
+    return Prescription(
+        code=code,
+        kind=payload.kind,
+        status=PrescriptionStatus.ACTIVE,
+        facility_code=payload.facility_code,
+        prescriber_id=signed.prescriber.prescriber_id,
+        issued_at=payload.issued_at,
+        valid_until=payload.issued_at + POLICY.collection_window,
+        replaces_code=codes.canonical(payload.replaces) if payload.replaces else None,
+        patient_full_name=patient.full_name,
+        patient_date_of_birth=patient.date_of_birth,
+        patient_gender=patient.gender,
+        patient_national_id=patient.national_id,
+        patient_insurance_no=patient.insurance_no,
+        patient_weight_kg=patient.weight_kg,
+        patient_phone=patient.phone,
+        patient_address=patient.address,
+        guardian=patient.guardian.model_dump(exclude_none=True) if patient.guardian else None,
+        diagnoses=[d.model_dump() for d in payload.diagnoses],
+        notes=payload.notes,
+        follow_up_date=payload.follow_up_date,
+        sensitive=any(is_hiv(d.icd10) for d in payload.diagnoses),
+        jws=compact,
+        payload_digest=signed.digest,
+        lines_digest="",
+        qr_text="",
+        created_at=now,
+    )
+
+
+def _item(index: int, item: PrescribedItem) -> PrescriptionItem:
+    return PrescriptionItem(
+        prescription_id=0,
+        line_no=index + 1,
+        active_ingredient=item.active_ingredient,
+        strength=item.strength,
+        dosage_form=item.dosage_form,
+        registration_no=item.registration_no,
+        quantity=item.quantity,
+        unit=item.unit,
+        instructions=item.instructions,
+        days_supply=item.days_supply,
+        dispensed=0,
+        remaining=item.quantity,
+        ingredient_key=match_key(item.active_ingredient),
+        strength_key=match_key(item.strength),
+        form_key=match_key(item.dosage_form),
+    )
+
+
+def qr_claims(prescription: Prescription) -> dict[str, Any]:
+    return qr.claims(
+        prescription.code,
+        prescription.kind,
+        prescription.facility_code,
+        prescription.valid_until,
+        prescription.lines_digest,
+    )
+
+
+async def _insert(session: AsyncSession, prescription: Prescription, items: list[PrescriptionItem]) -> None:
+    try:
+        async with session.begin_nested():
+            await repository.add_prescription(session, prescription, items)
+    except IntegrityError as exc:
+        # A concurrent replay of the same payload, or a code drawn twice (1 in 7.8e10).
+        raise PrescriptionConflict(
+            "This prescription or its code was stored by a concurrent request; nothing was stored"
+        ) from exc
+
+
+async def _mark_replaced(session: AsyncSession, replaced: Prescription, code: str) -> None:
+    assert replaced.id is not None
+    if not await repository.mark_replaced(session, prescription_id=replaced.id, replaced_by=code):
+        raise PrescriptionConflict(
+            f"{replaced.code} can no longer be replaced: something was dispensed or it was cancelled",
+            errors=[field_error(["payload", "replaces"], "not replaceable")],
+        )
+
+
+def created_body(prescription: Prescription, base_url: str) -> dict[str, Any]:
+    code = prescription.code
+    return {
+        "code": code,
+        "status": PrescriptionStatus.ACTIVE.value,
+        "valid_until": vn_time(prescription.valid_until),
+        "qr_png": f"{base_url}api/v1/prescriptions/{code}/qr.png",
+        "qr_svg": f"{base_url}api/v1/prescriptions/{code}/qr.svg",
+    }

@@ -1,0 +1,27 @@
+"""Typed dependencies of the core API: who is calling, checked on every request."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from eprescribe.registry import service
+from eprescribe.registry.schemas import AdminRecord, FacilityRecord
+from kit.database import SessionDep
+from kit.runtime import RuntimeDep
+from kit.security import ClientKind, bearer_token
+
+
+async def _current_admin(request: Request, session: SessionDep, runtime: RuntimeDep) -> AdminRecord:
+    principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.ADMIN)
+    return await service.current_admin(session, principal)
+
+
+async def _current_facility(request: Request, session: SessionDep, runtime: RuntimeDep) -> FacilityRecord:
+    principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.FACILITY)
+    return await service.current_facility(session, principal)
+
+
+CurrentAdmin = Annotated[AdminRecord, Depends(_current_admin)]
+CurrentFacility = Annotated[FacilityRecord, Depends(_current_facility)]

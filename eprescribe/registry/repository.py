@@ -1,0 +1,104 @@
+"""Queries of the registry; nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
+from eprescribe.registry.schemas import ClientStatus
+
+
+async def get_admin(session: AsyncSession, client_id: str) -> AdminClient | None:
+    return await session.get(AdminClient, client_id)
+
+
+async def get_facility(session: AsyncSession, facility_code: str) -> Facility | None:
+    return await session.get(Facility, facility_code)
+
+
+async def get_prescriber(session: AsyncSession, prescriber_id: str) -> Prescriber | None:
+    return await session.get(Prescriber, prescriber_id)
+
+
+async def prescriber_by_license(session: AsyncSession, license_no: str) -> Prescriber | None:
+    result = await session.execute(select(Prescriber).where(col(Prescriber.license_no) == license_no))
+    return result.scalar_one_or_none()
+
+
+async def prescriber_works_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
+    link = await session.get(PrescriberFacility, (prescriber_id, facility_code))
+    return link is not None
+
+
+async def existing_facility_codes(session: AsyncSession, codes: Sequence[str]) -> set[str]:
+    result = await session.execute(
+        select(col(Facility.facility_code)).where(col(Facility.facility_code).in_(codes))
+    )
+    return set(result.scalars())
+
+
+async def facilities_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[Facility]:
+    if not codes:
+        return []
+    result = await session.execute(select(Facility).where(col(Facility.facility_code).in_(codes)))
+    return list(result.scalars())
+
+
+async def get_pharmacy(session: AsyncSession, connection_code: str) -> Pharmacy | None:
+    result = await session.execute(select(Pharmacy).where(col(Pharmacy.connection_code) == connection_code))
+    return result.scalar_one_or_none()
+
+
+async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Pharmacy]:
+    if not ids:
+        return []
+    result = await session.execute(select(Pharmacy).where(col(Pharmacy.id).in_(ids)))
+    return list(result.scalars())
+
+
+async def pharmacies_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[Pharmacy]:
+    if not codes:
+        return []
+    result = await session.execute(select(Pharmacy).where(col(Pharmacy.connection_code).in_(codes)))
+    return list(result.scalars())
+
+
+def inactive_pharmacy_ids_query() -> Select[Any]:
+    """Suspended or revoked outlets: a partial index keeps this a handful of index entries."""
+    return select(col(Pharmacy.id)).where(col(Pharmacy.status) != ClientStatus.ACTIVE)
+
+
+async def inactive_pharmacy_ids(session: AsyncSession, limit: int) -> list[int]:
+    result = await session.execute(inactive_pharmacy_ids_query().limit(limit))
+    return [int(i) for i in result.scalars()]
+
+
+async def pharmacies_with_code_prefix(session: AsyncSession, prefix: str) -> list[Pharmacy]:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = await session.execute(
+        select(Pharmacy)
+        .where(col(Pharmacy.connection_code).like(f"{escaped}%", escape="\\"))
+        .order_by(col(Pharmacy.id))
+    )
+    return list(result.scalars())
+
+
+async def insert_pharmacies(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Insert many registry rows in one multi-row statement (demo and bench data)."""
+    if rows:
+        await session.execute(Pharmacy.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+
+
+async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> list[Prescriber]:
+    result = await session.execute(
+        select(Prescriber)
+        .join(PrescriberFacility, col(PrescriberFacility.prescriber_id) == col(Prescriber.prescriber_id))
+        .where(col(PrescriberFacility.facility_code) == facility_code)
+        .order_by(col(Prescriber.full_name), col(Prescriber.prescriber_id))
+    )
+    return list(result.scalars())

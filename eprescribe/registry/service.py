@@ -1,0 +1,525 @@
+"""Rules of the registry: who may connect, and as what. No HTTP here, and nothing commits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+import string
+from collections.abc import Sequence
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.registry import repository
+from eprescribe.registry.exceptions import (
+    ClientNotFound,
+    InvalidClient,
+    PrescriberNotAllowed,
+    RegistryConflict,
+)
+from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
+from eprescribe.registry.schemas import (
+    AdminRecord,
+    ClientStatus,
+    FacilityCreate,
+    FacilityRecord,
+    PharmacyCreate,
+    PharmacyKind,
+    PharmacyRecord,
+    PrescriberCreate,
+    PrescriberRecord,
+    Province,
+)
+from kit import throttle
+from kit.errors import InvalidContent, Unauthorized, field_error
+from kit.runtime import Runtime
+from kit.security import ClientKind, Principal, SecretHasher, new_secret
+from kit.time import utcnow
+
+ID_ALPHABET = string.digits + string.ascii_uppercase
+KIND_PREFIX = {PharmacyKind.PHARMACY: "NT", PharmacyKind.DRUGSTORE: "QT", PharmacyKind.CABINET: "TT"}
+
+
+class Registrant(StrEnum):
+    """The registry entries whose status the health department changes."""
+
+    FACILITY = "facility"
+    PRESCRIBER = "prescriber"
+    PHARMACY = "pharmacy"
+
+
+class StatusAction(StrEnum):
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+    REVOKE = "revoke"
+
+
+TRANSITIONS = {
+    StatusAction.SUSPEND: ({ClientStatus.ACTIVE}, ClientStatus.SUSPENDED),
+    StatusAction.REINSTATE: ({ClientStatus.SUSPENDED}, ClientStatus.ACTIVE),
+    StatusAction.REVOKE: ({ClientStatus.ACTIVE, ClientStatus.SUSPENDED}, ClientStatus.REVOKED),
+}
+
+
+def _random_id(length: int) -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def facility_record(facility: Facility) -> FacilityRecord:
+    return FacilityRecord(facility.facility_code, facility.name, facility.province_code)
+
+
+def prescriber_record(prescriber: Prescriber) -> PrescriberRecord:
+    return PrescriberRecord(
+        prescriber_id=prescriber.prescriber_id,
+        full_name=prescriber.full_name,
+        license_no=prescriber.license_no,
+        public_jwk=prescriber.public_jwk,
+        controlled_allowed=prescriber.controlled_allowed,
+        status=prescriber.status,
+    )
+
+
+def pharmacy_record(pharmacy: Pharmacy) -> PharmacyRecord:
+    assert pharmacy.id is not None
+    return PharmacyRecord(
+        id=pharmacy.id,
+        connection_code=pharmacy.connection_code,
+        name=pharmacy.name,
+        kind=pharmacy.kind,
+        province_code=pharmacy.province_code,
+        address=pharmacy.address,
+        latitude=pharmacy.latitude,
+        longitude=pharmacy.longitude,
+        controlled_licence=pharmacy.controlled_licence,
+        status=pharmacy.status,
+    )
+
+
+# ---- credentials --------------------------------------------------------------------------
+
+
+async def _client(
+    session: AsyncSession, kind: ClientKind, client_id: str
+) -> AdminClient | Facility | Pharmacy | None:
+    if kind is ClientKind.ADMIN:
+        return await repository.get_admin(session, client_id)
+    if kind is ClientKind.FACILITY:
+        return await repository.get_facility(session, client_id.upper())
+    return await repository.get_pharmacy(session, client_id.upper())
+
+
+def _client_id(client: AdminClient | Facility | Pharmacy) -> str:
+    if isinstance(client, AdminClient):
+        return client.client_id
+    if isinstance(client, Facility):
+        return client.facility_code
+    return client.connection_code
+
+
+async def authenticate(
+    session: AsyncSession,
+    runtime: Runtime,
+    kind: ClientKind,
+    client_id: str,
+    secret: str,
+    *,
+    address: str,
+    pace: throttle.Pace,
+    answered_with_page: bool = False,
+) -> Principal:
+    """Check client credentials behind the guessing throttle, per client id and per address.
+
+    Blocked: 429 with Retry-After. Slowed: the answer waits (after the transaction ends). Every
+    failure looks the same to the caller and is counted; `answered_with_page` says the caller
+    answers it with a page (its transaction commits) rather than with an error.
+    """
+    client_id = client_id.strip()
+    keys = throttle.subjects(runtime.settings, connection_code=client_id, address=address)
+    attempt = await throttle.guard(session, runtime.settings, keys, pace)
+    client = await _client(session, kind, client_id)
+    ok = await runtime.hasher.verify(client.secret_hash if client else None, secret)
+    if client is None or not ok or client.status != ClientStatus.ACTIVE:
+        await attempt.failed(refused_with_error=not answered_with_page)
+        raise InvalidClient()
+    return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
+
+
+async def _current(
+    session: AsyncSession, principal: Principal, expected: ClientKind
+) -> AdminClient | Facility | Pharmacy:
+    """Re-check a token's client on every request, so revocation takes effect at once."""
+    client = await _client(session, expected, principal.client_id) if principal.kind is expected else None
+    if client is None or client.credentials_version != principal.credentials_version:
+        raise Unauthorized("These credentials were replaced or removed; request a new token")
+    if client.status != ClientStatus.ACTIVE:
+        raise Unauthorized(f"This client is {client.status}")
+    return client
+
+
+async def current_admin(session: AsyncSession, principal: Principal) -> AdminRecord:
+    client = await _current(session, principal, ClientKind.ADMIN)
+    assert isinstance(client, AdminClient)
+    return AdminRecord(client.client_id, client.name)
+
+
+async def current_facility(session: AsyncSession, principal: Principal) -> FacilityRecord:
+    client = await _current(session, principal, ClientKind.FACILITY)
+    assert isinstance(client, Facility)
+    return facility_record(client)
+
+
+async def current_pharmacy(session: AsyncSession, principal: Principal) -> PharmacyRecord:
+    client = await _current(session, principal, ClientKind.PHARMACY)
+    assert isinstance(client, Pharmacy)
+    return pharmacy_record(client)
+
+
+# ---- health-department clients --------------------------------------------------------------
+
+
+async def create_admin_client(
+    session: AsyncSession,
+    hasher: SecretHasher,
+    *,
+    name: str,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[AdminRecord, str]:
+    """Create a health-department client; return it with its secret (shown once)."""
+    secret = secret or new_secret()
+    client = AdminClient(
+        client_id=client_id or f"admin-{_random_id(8).lower()}",
+        name=name,
+        secret_hash=await hasher.hash(secret),
+        created_at=utcnow(),
+    )
+    session.add(client)
+    await session.flush()
+    return AdminRecord(client.client_id, client.name), secret
+
+
+async def admin_exists(session: AsyncSession, client_id: str) -> bool:
+    return await repository.get_admin(session, client_id) is not None
+
+
+async def reset_admin_secret(
+    session: AsyncSession, hasher: SecretHasher, client_id: str, secret: str
+) -> None:
+    client = await repository.get_admin(session, client_id)
+    if client is None:
+        raise ClientNotFound(f"No admin client {client_id}")
+    client.secret_hash = await hasher.hash(secret)
+    client.credentials_version += 1
+    await session.flush()
+
+
+# ---- facilities ------------------------------------------------------------------------------
+
+
+async def register_facility(
+    session: AsyncSession, hasher: SecretHasher, data: FacilityCreate
+) -> tuple[FacilityRecord, str]:
+    """Register a facility under a given or a drawn code; return it with its secret (shown once)."""
+    if data.facility_code is not None:
+        code = data.facility_code
+        if await repository.get_facility(session, code) is not None:
+            raise RegistryConflict(
+                f"Facility {code} is already registered",
+                errors=[field_error(["body", "facility_code"], "already registered")],
+            )
+    else:
+        for _ in range(20):
+            code = data.province_code + _random_id(3)
+            if await repository.get_facility(session, code) is None:
+                break
+        else:  # pragma: no cover - 46,656 codes per province
+            raise RegistryConflict("No free facility code left in this province")
+    secret = new_secret()
+    facility = Facility(
+        facility_code=code,
+        name=data.name,
+        province_code=data.province_code,
+        secret_hash=await hasher.hash(secret),
+        created_at=utcnow(),
+    )
+    session.add(facility)
+    await session.flush()
+    return facility_record(facility), secret
+
+
+async def get_facility(session: AsyncSession, facility_code: str) -> FacilityRecord | None:
+    found = await repository.get_facility(session, facility_code.strip().upper())
+    return facility_record(found) if found else None
+
+
+async def facilities_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, FacilityRecord]:
+    return {f.facility_code: facility_record(f) for f in await repository.facilities_by_codes(session, codes)}
+
+
+async def reset_facility_secret(session: AsyncSession, hasher: SecretHasher, facility_code: str) -> str:
+    """Issue a new secret; tokens and console sessions under the old one stop working at once."""
+    facility = await repository.get_facility(session, facility_code)
+    if facility is None:
+        raise ClientNotFound(f"No facility {facility_code}")
+    secret = new_secret()
+    facility.secret_hash = await hasher.hash(secret)
+    facility.credentials_version += 1
+    await session.flush()
+    return secret
+
+
+# ---- prescribers -----------------------------------------------------------------------------
+
+
+def validate_public_jwk(jwk: dict[str, Any], loc: Sequence[str | int]) -> ECKey:
+    """Accept only a public EC P-256 key: no private part, no other curve or type."""
+    if "d" in jwk:
+        raise InvalidContent.field(loc, "this is a private key; register only the public JWK")
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        raise InvalidContent.field(loc, "the key must be an EC P-256 public JWK")
+    try:
+        key = ECKey.import_key({k: jwk[k] for k in ("kty", "crv", "x", "y")})
+    except (JoseError, KeyError, ValueError, TypeError) as exc:
+        raise InvalidContent.field(loc, f"not a valid EC public key: {exc}") from exc
+    return key
+
+
+async def register_prescriber(session: AsyncSession, data: PrescriberCreate) -> PrescriberRecord:
+    """Register a prescriber at one or more facilities with the key that verifies their signatures."""
+    key = validate_public_jwk(data.public_jwk, ["body", "public_jwk"])
+    facility_codes = sorted(set(data.facility_codes))
+    known = await repository.existing_facility_codes(session, facility_codes)
+    missing = [c for c in facility_codes if c not in known]
+    if missing:
+        raise InvalidContent(
+            f"Unknown facility codes: {', '.join(missing)}",
+            errors=[
+                field_error(["body", "facility_codes", data.facility_codes.index(c)], "unknown facility")
+                for c in missing
+            ],
+        )
+    if await repository.prescriber_by_license(session, data.license_no) is not None:
+        raise RegistryConflict(
+            "A prescriber with this licence number is already registered",
+            errors=[field_error(["body", "license_no"], "already registered")],
+        )
+    prescriber = Prescriber(
+        prescriber_id="BS" + _random_id(8),
+        full_name=data.full_name,
+        license_no=data.license_no,
+        public_jwk=key.as_dict(private=False),
+        key_thumbprint=key.thumbprint(),
+        controlled_allowed=data.controlled_allowed,
+        created_at=utcnow(),
+    )
+    session.add(prescriber)
+    await session.flush()
+    for code in facility_codes:
+        session.add(PrescriberFacility(prescriber_id=prescriber.prescriber_id, facility_code=code))
+    await session.flush()
+    return prescriber_record(prescriber)
+
+
+async def replace_prescriber_key(
+    session: AsyncSession, prescriber_id: str, public_jwk: dict[str, Any]
+) -> PrescriberRecord:
+    """Register a new public key (lost device, new browser); older signatures stay stored."""
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    if prescriber is None:
+        raise ClientNotFound(f"No prescriber {prescriber_id}")
+    key = validate_public_jwk(public_jwk, ["body", "public_jwk"])
+    prescriber.public_jwk = key.as_dict(private=False)
+    prescriber.key_thumbprint = key.thumbprint()
+    await session.flush()
+    return prescriber_record(prescriber)
+
+
+async def get_prescriber(session: AsyncSession, prescriber_id: str) -> PrescriberRecord | None:
+    found = await repository.get_prescriber(session, prescriber_id)
+    return prescriber_record(found) if found else None
+
+
+async def prescriber_by_license(session: AsyncSession, license_no: str) -> PrescriberRecord | None:
+    found = await repository.prescriber_by_license(session, license_no)
+    return prescriber_record(found) if found else None
+
+
+async def works_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
+    return await repository.prescriber_works_at(session, prescriber_id, facility_code)
+
+
+async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> list[PrescriberRecord]:
+    """Every prescriber registered at this facility, by name (the console offers the active ones)."""
+    return [prescriber_record(p) for p in await repository.prescribers_at_facility(session, facility_code)]
+
+
+async def active_prescriber_at(
+    session: AsyncSession, facility_code: str, prescriber_id: str
+) -> PrescriberRecord:
+    """The prescriber a console session acts as: active and registered at its facility."""
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    if (
+        prescriber is None
+        or prescriber.status != ClientStatus.ACTIVE
+        or not await repository.prescriber_works_at(session, prescriber.prescriber_id, facility_code)
+    ):
+        raise PrescriberNotAllowed(
+            f"Prescriber {prescriber_id} is not an active prescriber of facility {facility_code}"
+        )
+    return prescriber_record(prescriber)
+
+
+# ---- pharmacies ------------------------------------------------------------------------------
+
+
+async def register_pharmacy(
+    session: AsyncSession, hasher: SecretHasher, data: PharmacyCreate, *, connection_code: str | None = None
+) -> tuple[PharmacyRecord, str]:
+    """Register an outlet; `connection_code` is only chosen by hand for fixed demo data."""
+    for _ in range(20):
+        code = connection_code or f"{data.province_code}{KIND_PREFIX[data.kind]}{_random_id(6)}"
+        if await repository.get_pharmacy(session, code) is None:
+            break
+        if connection_code:
+            raise RegistryConflict(f"Connection code {connection_code} is taken")
+    else:  # pragma: no cover
+        raise RegistryConflict("Could not allocate a connection code")
+    secret = new_secret()
+    pharmacy = Pharmacy(
+        connection_code=code,
+        name=data.name,
+        kind=data.kind,
+        province_code=data.province_code,
+        address=data.address,
+        latitude=data.latitude,
+        longitude=data.longitude,
+        controlled_licence=data.controlled_licence,
+        secret_hash=await hasher.hash(secret),
+        created_at=utcnow(),
+    )
+    session.add(pharmacy)
+    await session.flush()
+    return pharmacy_record(pharmacy), secret
+
+
+async def register_synthetic_pharmacies(
+    session: AsyncSession, hasher: SecretHasher, outlets: Sequence[tuple[str, PharmacyCreate]]
+) -> None:
+    """Register many synthetic outlets at once (demo and bench data); nobody can log in as them.
+
+    One random secret, hashed once and never shown, is shared: hashing thousands of secrets
+    would take minutes and these outlets never authenticate.
+    """
+    secret_hash = await hasher.hash(new_secret())
+    now = utcnow()
+    rows: list[dict[str, object]] = [
+        {
+            "connection_code": code.upper(),
+            "name": data.name,
+            "kind": str(data.kind),
+            "province_code": data.province_code,
+            "address": data.address,
+            "latitude": data.latitude,
+            "longitude": data.longitude,
+            "controlled_licence": data.controlled_licence,
+            "secret_hash": secret_hash,
+            "status": ClientStatus.ACTIVE.value,
+            "credentials_version": 1,
+            "created_at": now,
+        }
+        for code, data in outlets
+    ]
+    for start in range(0, len(rows), 1000):
+        await repository.insert_pharmacies(session, rows[start : start + 1000])
+
+
+async def get_pharmacy(session: AsyncSession, connection_code: str) -> PharmacyRecord | None:
+    found = await repository.get_pharmacy(session, connection_code.strip().upper())
+    return pharmacy_record(found) if found else None
+
+
+async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, PharmacyRecord]:
+    return {p.id: pharmacy_record(p) for p in await repository.pharmacies_by_ids(session, ids) if p.id}
+
+
+async def pharmacies_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, PharmacyRecord]:
+    found = await repository.pharmacies_by_codes(session, codes)
+    return {p.connection_code: pharmacy_record(p) for p in found}
+
+
+async def pharmacies_with_code_prefix(session: AsyncSession, prefix: str) -> list[PharmacyRecord]:
+    found = await repository.pharmacies_with_code_prefix(session, prefix.upper())
+    return [pharmacy_record(p) for p in found]
+
+
+def inactive_pharmacy_ids_query() -> Select[Any]:
+    """A subquery of suspended or revoked outlets (a small set) that the public must not see."""
+    return repository.inactive_pharmacy_ids_query()
+
+
+async def inactive_pharmacy_ids(session: AsyncSession, *, limit: int) -> list[int]:
+    """Up to `limit` suspended or revoked outlets (a partial index keeps this instant)."""
+    return await repository.inactive_pharmacy_ids(session, limit)
+
+
+async def rotate_pharmacy_secret(
+    session: AsyncSession, hasher: SecretHasher, connection_code: str
+) -> tuple[PharmacyRecord, str]:
+    """Issue a new secret; tokens issued under the old one stop working at once."""
+    pharmacy = await repository.get_pharmacy(session, connection_code.upper())
+    if pharmacy is None:
+        raise ClientNotFound(f"No pharmacy with connection code {connection_code}")
+    if pharmacy.status == ClientStatus.REVOKED:
+        raise RegistryConflict("A revoked pharmacy cannot get a new secret")
+    secret = new_secret()
+    pharmacy.secret_hash = await hasher.hash(secret)
+    pharmacy.credentials_version += 1
+    await session.flush()
+    return pharmacy_record(pharmacy), secret
+
+
+# ---- status ----------------------------------------------------------------------------------
+
+
+async def change_status(
+    session: AsyncSession, registrant: Registrant, code: str, action: StatusAction
+) -> ClientStatus:
+    """Suspend, reinstate or revoke a facility, prescriber or pharmacy; effective at once."""
+    code = code.strip().upper()
+    entry: Facility | Prescriber | Pharmacy | None
+    if registrant is Registrant.FACILITY:
+        entry = await repository.get_facility(session, code)
+    elif registrant is Registrant.PRESCRIBER:
+        entry = await repository.get_prescriber(session, code)
+    else:
+        entry = await repository.get_pharmacy(session, code)
+    if entry is None:
+        raise ClientNotFound(f"No {registrant} {code}")
+    allowed_from, target = TRANSITIONS[action]
+    if entry.status not in allowed_from:
+        raise RegistryConflict(f"A {entry.status} {registrant} cannot be {target}")
+    entry.status = target
+    await session.flush()
+    return target
+
+
+# ---- reference data --------------------------------------------------------------------------
+
+
+@cache
+def provinces() -> dict[str, Province]:
+    """Provinces by code (read once per process)."""
+    source = resources.files("eprescribe.registry") / "data" / "provinces.csv"
+    rows = csv.DictReader(io.StringIO(source.read_text(encoding="utf-8-sig")))
+    return {r["province_code"]: Province(r["province_code"], r["name_vi"], r["name_en"]) for r in rows}

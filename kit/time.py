@@ -1,0 +1,28 @@
+"""Instants in UTC, shown in Vietnam time (UTC+7, no daylight saving)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def vn_time(value: datetime) -> str:
+    """Render an instant in Vietnam time as ISO 8601 with its offset."""
+    return value.astimezone(VIETNAM_TIME).isoformat()
+
+
+def vn_today(now: datetime | None = None) -> date:
+    """The calendar day it is in Vietnam at `now`."""
+    return (now or utcnow()).astimezone(VIETNAM_TIME).date()
+
+
+def start_of_vn_day(day: date) -> datetime:
+    """00:00:00 of a Vietnamese calendar day, as an aware instant."""
+    return datetime.combine(day, time(), VIETNAM_TIME)
+

@@ -1,0 +1,151 @@
+"""Routes of the pharmacy gateway: its token, lookups, dispensing, voids and history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from eprescribe.registry.exceptions import InvalidClient
+from eprescribe.registry.schemas import TokenResponse
+from kit.database import SessionDep
+from kit.errors import ERRORS
+from kit.runtime import RuntimeDep, client_address
+from kit.throttle import PaceDep
+from kit.time import start_of_vn_day
+from pharmacy_gateway.deps import CurrentPharmacy
+from pharmacy_gateway.dispensing import service
+from pharmacy_gateway.dispensing.schemas import (
+    DispenseCreate,
+    DispenseCreated,
+    DispensePage,
+    DispenseVoided,
+    GatewayPrescription,
+    VoidRequest,
+)
+
+router = APIRouter(prefix="/gateway/v1", tags=["pharmacy gateway"])
+
+# A day given without a time is a calendar day in Vietnam.
+Instant = AwareDatetime | date
+
+
+@router.post("/auth/token", response_model=TokenResponse, responses=ERRORS)
+async def issue_token(
+    pace: PaceDep,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    grant_type: Annotated[str, Form()],
+    client_id: Annotated[str, Form(max_length=200)],
+    client_secret: Annotated[str, Form(max_length=500)],
+) -> TokenResponse:
+    """Exchange a pharmacy's connection code (`client_id`) and secret for a bearer token."""
+    if grant_type != "client_credentials":
+        raise InvalidClient("Only grant_type=client_credentials is supported")
+    token = await service.issue_token(
+        session,
+        runtime,
+        client_id=client_id,
+        client_secret=client_secret,
+        address=client_address(request),
+        pace=pace,
+    )
+    return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
+
+
+@router.get("/prescriptions/{code}", response_model=GatewayPrescription, responses=ERRORS)
+async def lookup_prescription(
+    code: str,
+    pace: PaceDep,
+    request: Request,
+    pharmacy: CurrentPharmacy,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> GatewayPrescription:
+    """Read a prescription by its typed code or the full text of its QR code (case-insensitive)."""
+    return await service.lookup(
+        session, runtime, pharmacy=pharmacy, text=code, address=client_address(request), pace=pace
+    )
+
+
+@router.post(
+    "/prescriptions/{code}/dispenses", status_code=201, response_model=DispenseCreated, responses=ERRORS
+)
+async def dispense(
+    code: str,
+    body: DispenseCreate,
+    pace: PaceDep,
+    request: Request,
+    pharmacy: CurrentPharmacy,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Report a sale: all lines or none; a retry with the same Idempotency-Key gets the first answer."""
+    outcome = await service.dispense(
+        session,
+        runtime,
+        pharmacy=pharmacy,
+        code_text=code,
+        body=body,
+        idempotency_key=idempotency_key,
+        address=client_address(request),
+        pace=pace,
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.post("/dispenses/{dispense_id}/void", response_model=DispenseVoided, responses=ERRORS)
+async def void_dispense(
+    dispense_id: str,
+    body: VoidRequest,
+    request: Request,
+    pharmacy: CurrentPharmacy,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> DispenseVoided:
+    """Void this pharmacy's own dispense within the void window; the quantities return."""
+    return await service.void(
+        session,
+        runtime,
+        pharmacy=pharmacy,
+        dispense_id=dispense_id,
+        reason=body.reason,
+        address=client_address(request),
+    )
+
+
+def _start(value: Instant | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return start_of_vn_day(value)
+
+
+def _end(value: Instant | None) -> datetime | None:
+    # A day as the upper bound includes that whole day.
+    if value is None or isinstance(value, datetime):
+        return value
+    return start_of_vn_day(value + timedelta(days=1))
+
+
+@router.get("/dispenses", response_model=DispensePage, responses=ERRORS)
+async def list_dispenses(
+    pharmacy: CurrentPharmacy,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[
+        Instant | None, Query(alias="from", description="YYYY-MM-DD (Vietnam day) or an ISO 8601 instant")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(alias="to", description="YYYY-MM-DD (that whole day) or an instant (excluded)")
+    ] = None,
+) -> DispensePage:
+    """This pharmacy's own dispenses, newest first, with their lines; voided ones are flagged."""
+    return await service.history(
+        session, pharmacy=pharmacy, since=_start(since), until=_end(until), limit=limit, offset=offset
+    )

@@ -1,0 +1,209 @@
+"""Publishing an outlet's price list: check every item, then apply all of them or none."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.catalogue import service as catalogue
+from eprescribe.catalogue.schemas import CONTROLLED_CATEGORIES, Product
+from eprescribe.registry.schemas import PharmacyRecord
+from kit.errors import FieldErrors, field_error
+from kit.text import fold
+from kit.time import utcnow
+from pharmacy_gateway.prices import repository
+from pharmacy_gateway.prices.exceptions import PriceListRejected
+from pharmacy_gateway.prices.schemas import MAX_ITEMS_PER_REQUEST, PriceItemIn, PublishReport
+
+Loc = list[str | int]
+PRICE_CSV_COLUMNS = ("registration_no", "price", "unit")
+NOT_IN_CATALOGUE = "no such product in the national catalogue"
+
+
+def parse_price_list(body: Any, loc: Sequence[str | int] = ("body",)) -> list[Any]:
+    """The raw items of a `{"items": [...]}` body; its shape errors are refused at once."""
+    if not isinstance(body, dict):
+        raise PriceListRejected([field_error([*loc], "must be an object with `items`")])
+    unknown = sorted(set(body) - {"items"})
+    if unknown:
+        raise PriceListRejected([field_error([*loc, unknown[0]], "unknown field")])
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise PriceListRejected(
+            [field_error([*loc, "items"], "must be a list of {registration_no, price, unit}")]
+        )
+    if not 1 <= len(items) <= MAX_ITEMS_PER_REQUEST:
+        raise PriceListRejected(
+            [field_error([*loc, "items"], f"must hold 1 to {MAX_ITEMS_PER_REQUEST} items, not {len(items)}")]
+        )
+    return items
+
+
+def parse_price_csv(text: str) -> tuple[list[dict[str, Any]], list[Loc]]:
+    """Read the rows of a `registration_no,price,unit` CSV and where each came from (`["csv", line]`)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = [c for c in PRICE_CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise PriceListRejected([field_error(["csv", 1], f"the header lacks {', '.join(missing)}")])
+    items: list[dict[str, Any]] = []
+    locations: list[Loc] = []
+    for row in reader:
+        price_text = (row.get("price") or "").strip()
+        # A whole number becomes an int; anything else stays text so the error names it.
+        price: Any = int(price_text) if price_text.isdigit() else price_text
+        items.append(
+            {
+                "registration_no": row.get("registration_no") or "",
+                "price": price,
+                "unit": row.get("unit") or "",
+            }
+        )
+        locations.append(["csv", reader.line_num])
+    if not items:
+        raise PriceListRejected([field_error(["csv"], "the file holds no price rows")])
+    if len(items) > MAX_ITEMS_PER_REQUEST:
+        raise PriceListRejected(
+            [field_error(["csv"], f"at most {MAX_ITEMS_PER_REQUEST} rows per file, not {len(items)}")]
+        )
+    return items, locations
+
+
+def _validate_item(raw: Any, where: Loc) -> tuple[PriceItemIn | None, FieldErrors]:
+    try:
+        return PriceItemIn.model_validate(raw), []
+    except ValidationError as exc:
+        return None, [
+            field_error([*where, *[p for p in e["loc"] if isinstance(p, str | int)]], e["msg"])
+            for e in exc.errors()
+        ]
+
+
+def _claimed_number(raw: Any) -> str | None:
+    """The registration number a refused item names, so it is checked against the catalogue too."""
+    if isinstance(raw, dict) and isinstance(raw.get("registration_no"), str):
+        return raw["registration_no"].strip() or None
+    return None
+
+
+def _item_problem(
+    item: PriceItemIn, product: Product | None, repeats: Loc | None, pharmacy: PharmacyRecord
+) -> tuple[str, str] | None:
+    if repeats is not None:
+        return ("registration_no", f"repeats {'.'.join(map(str, repeats))}: one price per product")
+    if product is None:
+        return ("registration_no", NOT_IN_CATALOGUE)
+    if fold(item.unit) != fold(product.unit):
+        return ("unit", f"this product is priced per '{product.unit}'")
+    if product.category in CONTROLLED_CATEGORIES and not pharmacy.controlled_licence:
+        return ("registration_no", "a controlled drug needs an outlet with a controlled licence")
+    return None
+
+
+async def _accepted(
+    session: AsyncSession, pharmacy: PharmacyRecord, items: Sequence[Any], where_of: Sequence[Loc]
+) -> list[tuple[PriceItemIn, Product]]:
+    """Check every item, then against the catalogue; refuse the list with one error per bad item."""
+    errors: dict[int, FieldErrors] = {}
+    parsed: list[tuple[int, Loc, PriceItemIn]] = []
+    for index, raw in enumerate(items):
+        item, problems = _validate_item(raw, where_of[index])
+        if problems:
+            errors[index] = problems
+        if item is not None:
+            parsed.append((index, where_of[index], item))
+    # An item refused for its price or unit is still checked against the catalogue, so that
+    # the pharmacy learns everything wrong with it in one answer.
+    unparsed = {i: n for i in errors if (n := _claimed_number(items[i])) is not None}
+    products = await catalogue.products_by_registration(
+        session, [i.registration_no for _, _, i in parsed] + list(unparsed.values())
+    )
+    for index, number in unparsed.items():
+        if number not in products:
+            errors[index].insert(0, field_error([*where_of[index], "registration_no"], NOT_IN_CATALOGUE))
+    seen: dict[str, Loc] = {}
+    accepted: list[tuple[PriceItemIn, Product]] = []
+    for index, where, item in parsed:
+        product = products.get(item.registration_no)
+        problem = _item_problem(item, product, seen.get(item.registration_no), pharmacy)
+        if problem is not None:
+            errors.setdefault(index, []).append(field_error([*where, problem[0]], problem[1]))
+        elif product is not None:
+            accepted.append((item, product))
+        seen.setdefault(item.registration_no, where)
+    if errors:
+        raise PriceListRejected([e for index in sorted(errors) for e in errors[index]])
+    return accepted
+
+
+async def _apply(
+    session: AsyncSession,
+    pharmacy: PharmacyRecord,
+    accepted: list[tuple[PriceItemIn, Product]],
+    now: datetime,
+) -> tuple[int, int]:
+    """Upsert the current prices and append each change to the history; return (created, changed)."""
+    existing = await repository.listings_of(session, pharmacy.id, [p.id for _, p in accepted])
+    listings: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    created = changed = 0
+    for item, product in accepted:
+        before = existing.get(product.id)
+        if before is None:
+            created += 1
+        elif before.price != item.price:
+            changed += 1
+        if before is None or before.price != item.price:
+            history.append(
+                {
+                    "pharmacy_id": pharmacy.id,
+                    "drug_id": product.id,
+                    "price": item.price,
+                    "unit": product.unit,
+                    "recorded_at": now,
+                }
+            )
+        listings.append(
+            {
+                "pharmacy_id": pharmacy.id,
+                "drug_id": product.id,
+                "price": item.price,
+                "unit": product.unit,
+                "province_code": pharmacy.province_code,
+                "outlet_kind": pharmacy.kind,
+                "latitude": pharmacy.latitude,
+                "longitude": pharmacy.longitude,
+                "updated_at": now,
+            }
+        )
+    await repository.upsert_listings(session, listings)
+    await repository.append_history(session, history)
+    return created, changed
+
+
+async def publish(
+    session: AsyncSession,
+    pharmacy: PharmacyRecord,
+    items: Sequence[Any],
+    *,
+    now: datetime | None = None,
+    loc: Sequence[str | int] = ("body", "items"),
+    locations: Sequence[Sequence[str | int]] | None = None,
+) -> PublishReport:
+    """Replace this outlet's listed price of each product and append every change to history.
+
+    Any bad item refuses the whole list, with one error per bad item, and nothing is applied.
+    `locations` names each item in the errors when `loc` + index does not (a CSV line, say).
+    """
+    where_of = [list(locations[i]) if locations is not None else [*loc, i] for i in range(len(items))]
+    accepted = await _accepted(session, pharmacy, items, where_of)
+    await repository.lock_outlet_prices(session, pharmacy.id)
+    # Read the clock once the lock is held, so the history's order is the order of application.
+    now = now or utcnow()
+    created, changed = await _apply(session, pharmacy, accepted, now)
+    return PublishReport(len(items), created, changed, len(items) - created - changed, now)

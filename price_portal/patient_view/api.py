@@ -1,0 +1,298 @@
+"""The patient's own view of a prescription: `/rx/{code}`, opened with the date of birth.
+
+The code and the date of birth together are the secret. Wrong answers are throttled per code
+and per address; every attempt and every read is written to the access log as a "patient"
+entry, and the page shows that log back: who looked, and when.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from eprescribe.catalogue import service as catalogue
+from eprescribe.prescriptions import service as prescriptions
+from eprescribe.prescriptions.schemas import PrescriptionRecord
+from eprescribe.registry import service as registry
+from kit import throttle, web, web_session
+from kit.audit import AccessLogEntry, ActorKind, Refusal
+from kit.database import SessionDep
+from kit.errors import Throttled
+from kit.runtime import RuntimeDep, client_address
+from kit.settings import Settings
+from kit.throttle import PaceDep
+from kit.time import VIETNAM_TIME, utcnow
+from kit.web_session import SessionKind
+from pharmacy_gateway.dispensing import service as dispensing
+from pharmacy_gateway.prices import service as prices
+from pharmacy_gateway.prices.schemas import BasketLine
+from price_portal.patient_view.schemas import BasketOffer
+
+PACKAGE = Path(__file__).parent
+web.load_messages(PACKAGE / "messages.json")
+site = web.Site(PACKAGE / "templates")
+
+router = APIRouter(include_in_schema=False)
+
+OFFERS_LIMIT = 10
+_DAY_FIRST = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+
+
+def _subjects(settings: Settings, code: str, address: str) -> list[throttle.Subject]:
+    """Count wrong dates of birth per prescription code and, with wider limits, per address."""
+    factor = max(1, settings.throttle_address_factor)
+    return [
+        throttle.Subject(
+            ("rx:" + code.strip().upper())[: throttle.MAX_KEY_LENGTH],
+            settings.patient_view_free_failures,
+            settings.patient_view_block_failures,
+        ),
+        throttle.Subject(
+            throttle.address_key(address),
+            settings.throttle_free_failures * factor,
+            settings.throttle_block_failures * factor,
+        ),
+    ]
+
+
+def parse_birth_date(text: str) -> date | None:
+    """Read `YYYY-MM-DD` (the date picker) or `DD/MM/YYYY` (typed the Vietnamese way)."""
+    text = text.strip()
+    try:
+        match = _DAY_FIRST.match(text)
+        if match:
+            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _url(code: str) -> str:
+    return f"/rx/{code}"
+
+
+def _page(
+    request: Request, template: str, code: str, csrf: str, context: dict[str, Any], **options: Any
+) -> HTMLResponse:
+    values = {
+        "home": _url(code),
+        "nav": [],
+        "csrf": csrf,
+        "sign_out_url": f"{_url(code)}/sign-out",
+        **context,
+    }
+    return site.render(request, template, values, cache_seconds=0, **options)
+
+
+def _ask_page(
+    request: Request,
+    code: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    token = web_session.form_token(request)
+    response = _page(
+        request,
+        "patient_ask.html",
+        code,
+        "",
+        {"code": code, "action": _url(code), "form_token": token, "error": error},
+        status_code=status_code,
+        headers=headers,
+    )
+    web_session.remember_form_token(response, request, token)
+    return response
+
+
+@router.post("/rx/{code}")
+async def answer(
+    code: str,
+    pace: PaceDep,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    date_of_birth: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Check the date of birth; a right answer opens a short patient session for this code only."""
+    web_session.check_form_token(request, csrf_token)
+    t = web.MESSAGES.translator(web.choose_language(request).lang)
+    shown = prescriptions.canonical_code(code) or code.strip()
+    settings = runtime.settings
+    address = client_address(request)
+    try:
+        attempt = await throttle.guard(session, settings, _subjects(settings, shown, address), pace)
+    except Throttled as refused:
+        return _ask_page(
+            request, shown, error=t("rx.ask.throttled"), status_code=429, headers=refused.headers
+        )
+    born = parse_birth_date(date_of_birth)
+    if born is None:
+        return _ask_page(request, shown, error=t("rx.ask.bad_date"), status_code=422)
+    found = await prescriptions.open_for_patient(session, shown, born, address=address)
+    if found is None:
+        # The page answers, so the transaction commits with the count in it.
+        await attempt.failed(refused_with_error=False)
+        return _ask_page(request, shown, error=t("rx.ask.wrong"), status_code=401)
+    await web_session.end_raw(session, web_session.session_cookie(request))
+    await web_session.purge_expired(session)
+    raw, _ = await web_session.open_session(session, settings, kind=SessionKind.PATIENT, client_id=found.code)
+    response = RedirectResponse(_url(found.code), status_code=303)
+    web_session.set_session_cookie(response, request, raw)
+    return response
+
+
+@router.post("/rx/{code}/sign-out")
+async def sign_out(
+    code: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Close the patient's session (a shared phone or computer)."""
+    row = await web_session.find_session(
+        session, runtime.settings, web_session.session_cookie(request), SessionKind.PATIENT
+    )
+    if row is not None:
+        web_session.check_csrf(request, row, csrf_token)
+        await web_session.end_session(session, row)
+    response = RedirectResponse(_url(prescriptions.canonical_code(code) or code.strip()), status_code=303)
+    web_session.clear_session_cookie(response, request)
+    return response
+
+
+# ---- the view ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LogLine:
+    at: datetime
+    who: str
+    actor_kind: str
+    kind_label: str
+    action: str
+
+
+def _action_label(lang: str, action: str) -> str:
+    """Label an action; a denied, throttled or missed variant reads as that action, refused."""
+    known = web.MESSAGES.text(lang, f"rx.action.{action}")
+    if known != f"rx.action.{action}":
+        return known
+    for why in Refusal:
+        base = action.removesuffix(f"_{why.value}")
+        label = web.MESSAGES.text(lang, f"rx.action.{base}")
+        if base != action and label != f"rx.action.{base}":
+            return f"{label} ({web.MESSAGES.text(lang, 'rx.action.refused')})"
+    return action
+
+
+async def _actor_names(session: AsyncSession, entries: list[AccessLogEntry]) -> dict[tuple[str, str], str]:
+    """Name the facilities and pharmacies of an access log, by (actor_kind, actor_code)."""
+    facility_codes = sorted({e.actor_code for e in entries if e.actor_kind == ActorKind.FACILITY})
+    pharmacy_codes = sorted({e.actor_code for e in entries if e.actor_kind == ActorKind.PHARMACY})
+    facilities = await registry.facilities_by_codes(session, facility_codes)
+    pharmacies = await registry.pharmacies_by_codes(session, pharmacy_codes)
+    names = {(ActorKind.FACILITY.value, code): f.name for code, f in facilities.items()}
+    names.update({(ActorKind.PHARMACY.value, code): p.name for code, p in pharmacies.items()})
+    return names
+
+
+def _log_lines(lang: str, entries: list[AccessLogEntry], names: dict[tuple[str, str], str]) -> list[LogLine]:
+    lines = []
+    for entry in reversed(entries):
+        if entry.actor_kind == ActorKind.PATIENT:
+            who = web.MESSAGES.text(lang, "rx.actor.patient")
+        elif entry.actor_kind == ActorKind.ADMIN:
+            who = web.MESSAGES.text(lang, "rx.actor.admin")
+        else:
+            who = names.get((entry.actor_kind, entry.actor_code), entry.actor_code)
+        kind_key = f"rx.actor_kind.{entry.actor_kind}"
+        kind = web.MESSAGES.text(lang, kind_key)
+        lines.append(
+            LogLine(
+                entry.at,
+                who,
+                entry.actor_kind,
+                entry.actor_kind if kind == kind_key else kind,
+                _action_label(lang, entry.action),
+            )
+        )
+    return lines
+
+
+async def _basket(
+    session: AsyncSession, found: PrescriptionRecord, province: str
+) -> tuple[list[BasketOffer], int]:
+    """Where the rest of the prescription costs least in a province: every substitute counts."""
+    open_lines = [line for line in found.lines if line.remaining > 0]
+    if not open_lines:
+        return [], 0
+    substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in open_lines])
+    basket = [BasketLine([p.id for p in substitutes[line.key]], line.remaining) for line in open_lines]
+    totals = await prices.basket_totals(session, basket, province=province, limit=OFFERS_LIMIT)
+    outlets = await registry.pharmacies_by_ids(session, [t.pharmacy_id for t in totals])
+    offers = [
+        BasketOffer(outlets[t.pharmacy_id], t.covered, t.total) for t in totals if t.pharmacy_id in outlets
+    ]
+    return offers, len(open_lines)
+
+
+@router.get("/rx/{code}")
+async def view(
+    code: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    province: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
+) -> Response:
+    """Show the prescription, what was dispensed where, who looked, and where the rest costs least."""
+    canonical = prescriptions.canonical_code(code)
+    row = await web_session.find_session(
+        session, runtime.settings, web_session.session_cookie(request), SessionKind.PATIENT
+    )
+    if canonical is None or row is None or row.client_id != canonical:
+        return _ask_page(request, canonical or code.strip())
+    found = await prescriptions.read_for_patient(session, canonical, address=client_address(request))
+    if found is None:
+        return _ask_page(request, canonical)
+    dispenses = await dispensing.dispenses_for_patient(session, found.id)
+    numbers = sorted({line.registration_no for d in dispenses for line in d.lines})
+    products = await catalogue.products_by_registration(session, numbers)
+    entries = await prescriptions.access_entries(session, found.code)
+    prescriber_name, _ = await prescriptions.names_of(session, found)
+    provinces = registry.provinces()
+    if province not in provinces:
+        facility = await registry.get_facility(session, found.facility_code)
+        province = facility.province_code if facility else found.facility_code[:2]
+    offers, basket_lines = await _basket(session, found, province)
+    lang = web.choose_language(request).lang
+    return _page(
+        request,
+        "patient_view.html",
+        canonical,
+        row.csrf_token,
+        {
+            "p": found,
+            "status": found.status_at(utcnow()),
+            "prescriber_name": prescriber_name,
+            "dispenses": dispenses,
+            "product_names": {number: product.name for number, product in products.items()},
+            "log": _log_lines(lang, entries, await _actor_names(session, entries)),
+            "offers": offers,
+            "basket_lines": basket_lines,
+            "province": province,
+            "provinces": sorted(provinces.values(), key=lambda pr: pr.name(lang)),
+            "province_name": provinces[province].name(lang) if province in provinces else province,
+            "vn": VIETNAM_TIME,
+        },
+    )
