@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint format typecheck bench system-deps clean
+.PHONY: run test check check-deploy lint format typecheck bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-deploy: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[deploy]'
+	touch $@
 
 ## Run every service on http://127.0.0.1:8000 with the embedded database and demo data.
 run: $(VENV)/.installed-run
@@ -34,6 +38,11 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy erx eprescribe pharmacy_gateway price_portal
+
+## Validate the Dockerfile, the Compose stack, the Kubernetes manifests and the nginx configs
+## offline (no Docker engine, no cluster; nginx comes from the machine's packages).
+check-deploy: $(VENV)/.installed-deploy
+	bash scripts/check-deploy.sh
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
