@@ -2,7 +2,7 @@
 # One image for every erx service: the core API, the pharmacy gateway, the public portal, the
 # migration step and the housekeeping job. Which one runs is chosen by the command or by
 # ERX_SERVICE (see deploy/docker/entrypoint.sh). Build from the repository root:
-#   docker build -t erx:$(git rev-parse --short HEAD) .
+#   docker build --build-arg ERX_VERSION=1.2.3 -t erx:1.2.3 .
 # Pin the base by digest in the release pipeline (--build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:…).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -32,7 +32,9 @@ RUN pip install --no-cache-dir --no-deps . \
 FROM ${PYTHON_IMAGE} AS runtime
 ARG ERX_UID=10001
 ARG ERX_GID=10001
+ARG ERX_VERSION=dev
 LABEL org.opencontainers.image.title="erx" \
+      org.opencontainers.image.version="${ERX_VERSION}" \
       org.opencontainers.image.description="National e-prescription system: core API, pharmacy gateway, price portal" \
       org.opencontainers.image.source="https://erx.gov.vn"
 # Bytecode was compiled in the builder; the root filesystem may be read-only at run time.
