@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # Every install comes from the lock files, so a clean clone gets the versions that were tested.
 LOCKED := $(BIN)/pip install --quiet --require-hashes -r
 
-.PHONY: run test check lint format typecheck architecture deps lock bench system-deps clean
+.PHONY: run test check check-deploy lint format typecheck architecture deps lock bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test system-deps check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-check: lint typecheck architecture deps
+check: lint typecheck architecture deps check-deploy
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -47,6 +47,11 @@ architecture: $(VENV)/.installed-test
 deps: $(VENV)/.installed-test
 	$(BIN)/deptry .
 
+## Validate the Dockerfile, the Compose stack, the Kubernetes manifests and the nginx configs
+## offline (no Docker engine, no cluster; nginx comes from the machine's packages).
+check-deploy: $(VENV)/.installed-test
+	bash scripts/check-deploy.sh
+
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -55,7 +60,7 @@ format: $(VENV)/.installed-test
 lock:
 	$(BIN)/pip install --quiet 'uv>=0.9'
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements/run.txt
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -q -o requirements/test.txt
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -q -o requirements/test.txt
 
 ## PostgreSQL server binaries and Chromium, from the machine's packages, when missing.
 system-deps:

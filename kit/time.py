@@ -25,4 +25,3 @@ def vn_today(now: datetime | None = None) -> date:
 def start_of_vn_day(day: date) -> datetime:
     """00:00:00 of a Vietnamese calendar day, as an aware instant."""
     return datetime.combine(day, time(), VIETNAM_TIME)
-

@@ -44,7 +44,9 @@ def main(roots: list[str]) -> None:
                         bypassing[(root, top)] += 1
                     if root in CONTEXTS and top in CONTEXTS and "service" not in parts[1:]:
                         not_service[(root, top)] += 1
-    print(f"{'importer':18} {'imported':18} {'imports':>7} {'not a service':>13} {'past its public rooms':>21}")
+    print(
+        f"{'importer':18} {'imported':18} {'imports':>7} {'not a service':>13} {'past its public rooms':>21}"
+    )
     for pair, count in sorted(crossing.items()):
         print(f"{pair[0]:18} {pair[1]:18} {count:7} {not_service[pair]:13} {bypassing[pair]:21}")
     between = sum(n for (a, b), n in crossing.items() if a in CONTEXTS and b in CONTEXTS)

@@ -100,4 +100,3 @@ def start_cluster() -> Cluster:
     )
     cluster._run("pg_ctl", "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start")
     return cluster
-
