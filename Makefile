@@ -43,9 +43,16 @@ format: $(VENV)/.installed-test
 system-deps:
 	bash scripts/system-deps.sh
 
-## Benchmarks on a throwaway PostgreSQL; prints a table.
-bench: $(VENV)/.installed-test system-deps
-	$(BIN)/python -m bench
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
+
+## Benchmarks: own PostgreSQL (seeded once, reused), the server as in production, wrk; one table.
+## BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick` or `BENCH_ARGS="--soak 600"`.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench system-deps
+	bash scripts/bench-deps.sh
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
