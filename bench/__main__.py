@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from bench import loadgen, project, servers
+from bench import loadgen, machine, project, servers
 from bench.pg import Cluster
 from bench.report import Report, Row
 from bench.scenarios import MIX, SCENARIOS, UNIQUE, Builder, Pools, Tokens, draw_pools
@@ -36,15 +37,18 @@ from bench.seed import DATABASE, Registry, SeedPlan, ensure
 ROOT = Path("var/bench").resolve()
 RESULTS = Path("bench/results")
 LIMIT_APP = "bench.minimal.app:app"
-# The faster of the two on the lookup scenario (see README "Benchmarks"); --server to change.
-DEFAULT_SERVER = "granian"
+# The faster of the two on the lookup scenario (README "Benchmarks": uvicorn by ~7%, near the noise).
+DEFAULT_SERVER = "uvicorn"
 # Upper bounds of the rate, to build enough once-only requests (signed payloads, dispenses).
 SYSTEM_RATE_CAP = 800
 LIMIT_RATE_CAP = 3000
+# Before each measured run, wait (up to --quiet-wait s) until other programs use less than this
+# share (%) of the two cores: the machine is shared, and they show in the `other CPU %` column.
+QUIET_THRESHOLD = 15.0
 PHARMACY_TOKENS = 16
 FACILITY_TOKENS = 8
 
-console = Console(width=150)
+console = Console(width=180)
 cli = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
@@ -62,9 +66,8 @@ def _env(cluster: Cluster, registry: Registry) -> dict[str, str]:
     )
 
 
-def _server(
-    kind: str, target: str, name: str, env: dict[str, str], port: int, workers: int
-) -> servers.Server:
+def _server(kind: str, target: str, name: str, env: dict[str, str], workers: int) -> servers.Server:
+    port = servers.free_port()
     return servers.Server(
         name,
         servers.command(kind, target, port, workers, factory=target == project.APP_FACTORY),
@@ -108,7 +111,11 @@ class Run:
         connections: int,
         duration: float,
         warmup: float,
+        roots: list[int],
+        quiet_wait: float,
     ) -> None:
+        self.roots = roots
+        self.quiet_wait = quiet_wait
         self.builder = builder
         self.tokens_file = tokens_file
         self.threads = threads
@@ -119,9 +126,7 @@ class Run:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _count(self, scenario: str, seconds: float, cap: int) -> int:
-        if scenario in UNIQUE:
-            return int(cap * seconds) + 200
-        if scenario == "mixed":
+        if scenario in UNIQUE or scenario == "mixed":
             return int(cap * seconds) + 200
         return 20000
 
@@ -142,8 +147,11 @@ class Run:
 
     def measure(
         self, server: servers.Server, scenario: str, cap: int, *, profile: bool = False
-    ) -> tuple[loadgen.WrkResult, int]:
-        """Warm up, then load for `duration` seconds while sampling RSS (and py-spy, if asked)."""
+    ) -> tuple[loadgen.WrkResult, int, float]:
+        """Warm up, then load for `duration` seconds while sampling RSS (and py-spy, if asked).
+
+        Returns wrk's result, the peak RSS of the server and the CPU share other programs took.
+        """
         if self.warmup > 0:
             self.load(server, self._file(scenario, f"{server.name}-warmup", self.warmup, cap), self.warmup)
         main = self._file(scenario, server.name, self.duration, cap)
@@ -154,8 +162,12 @@ class Run:
             worker = max(server.worker_pids(), key=servers.cpu_ticks)
             console.print(f"  py-spy on worker {worker} → {out}")
             spy = _profile(worker, self.duration - 1, out)
+        if self.quiet_wait > 0:
+            machine.wait_for_quiet(self.roots, threshold=QUIET_THRESHOLD, patience=self.quiet_wait)
+        other = machine.OtherLoad(self.roots).start()
         with server.sampler() as sampler:
             result = self.load(server, main, self.duration)
+        other.stop()
         if spy is not None:
             spy.wait(timeout=120)
             if out.exists():
@@ -164,7 +176,7 @@ class Run:
                 console.print("\n".join("    " + line for line in summary))
         if result.wrapped and scenario in UNIQUE | {"mixed"}:
             console.print(f"[yellow]{scenario}: the once-only requests ran out ({result.wrapped} reused)[/]")
-        return result, sampler.peak
+        return result, sampler.peak, other.share
 
 
 def _describe(result: loadgen.WrkResult) -> str:
@@ -235,6 +247,13 @@ async def _prepare(cluster: Cluster, plan: SeedPlan, reseed: bool, targets: int)
     )
     conn = await asyncpg.connect(cluster.url(DATABASE))
     try:
+        # A running service has its working set in memory: load every table and index into
+        # shared_buffers (the seeded database fits in them), so the first scenario is not colder.
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        await conn.fetchval(
+            "SELECT sum(pg_prewarm(oid)) FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'i', 't')"
+        )
         pools = await draw_pools(conn, registry, targets, int(time.time()))
     finally:
         await conn.close()
@@ -265,6 +284,9 @@ def main(
     ] = None,
     prescriptions: Annotated[int, typer.Option(help="Seeded prescriptions")] = 200_000,
     price_rows: Annotated[int, typer.Option(help="Seeded price listings")] = 1_000_000,
+    quiet_wait: Annotated[
+        float, typer.Option(help="Wait up to this long for other programs to calm down before each run")
+    ] = 20.0,
     reseed: Annotated[bool, typer.Option(help="Drop the seeded database and seed it again")] = False,
     keep_postgres: Annotated[bool, typer.Option(help="Leave the cluster running afterwards")] = False,
 ) -> None:
@@ -310,44 +332,66 @@ def main(
     try:
         registry, pools = asyncio.run(_prepare(cluster, plan, reseed, int(targets) + 1000))
         env = _env(cluster, registry)
-        system = _server(server, project.APP_FACTORY, f"system-{server}", env, 18080, workers)
+        system = _server(server, project.APP_FACTORY, f"system-{server}", env, workers)
         console.print(f"Starting the system: {shlex.join(system.cmd[1:])}")
         with system:
             tokens = _tokens(system.url, registry)
             tokens_file = ROOT / "tokens.txt"
             loadgen.write_tokens(tokens_file, tokens.all())
-            run = Run(Builder(registry, tokens, pools), tokens_file, threads, connections, duration, warmup)
+            roots = [os.getpid(), *filter(None, [machine.postmaster_pid(str(cluster.datadir))])]
+            run = Run(
+                Builder(registry, tokens, pools),
+                tokens_file,
+                threads,
+                connections,
+                duration,
+                warmup,
+                roots,
+                quiet_wait,
+            )
             if soak:
                 _soak(run, system, report, soak)
             else:
                 for scenario in chosen:
                     console.print(f"[bold]{scenario}[/] on {server} …")
-                    result, peak = run.measure(
+                    result, peak, busy = run.measure(
                         system, scenario, SYSTEM_RATE_CAP, profile=scenario in (profile or [])
                     )
-                    report.rows.append(Row(scenario, server, result, peak, SCENARIOS[scenario][0]))
+                    report.rows.append(
+                        Row(scenario, server, result, peak, SCENARIOS[scenario][0], other_cpu=busy)
+                    )
                     console.print(
-                        f"  {result.per_second:,.0f} req/s, p99 {result.p99_ms:,.1f} ms; {_describe(result)}"
+                        f"  {result.per_second:,.0f} req/s, p99 {result.p99_ms:,.1f} ms, "
+                        f"others {busy:.0f}% CPU; {_describe(result)}"
                     )
         if compare_servers and "lookup" in chosen:
             other = next(s for s in servers.SERVERS if s != server)
             console.print(f"[bold]lookup[/] on {other} (server comparison) …")
-            with _server(other, project.APP_FACTORY, f"system-{other}", env, 18081, workers) as alt:
-                result, peak = run.measure(alt, "lookup", SYSTEM_RATE_CAP)
+            with _server(other, project.APP_FACTORY, f"system-{other}", env, workers) as alt:
+                result, peak, busy = run.measure(alt, "lookup", SYSTEM_RATE_CAP)
             report.rows.append(
-                Row(f"lookup ({other})", other, result, peak, f"lookup, the system under {other}")
+                Row(
+                    f"lookup ({other})",
+                    other,
+                    result,
+                    peak,
+                    f"lookup, the system under {other}",
+                    other_cpu=busy,
+                )
             )
             console.print(f"  {result.per_second:,.0f} req/s; {_describe(result)}")
         wanted = [s for s in chosen if SCENARIOS[s][1]]
         if limit and wanted:
-            with _server(server, LIMIT_APP, f"limit-{server}", env, 18090, workers) as minimal:
+            with _server(server, LIMIT_APP, f"limit-{server}", env, workers) as minimal:
                 for scenario in wanted:
                     console.print(f"[bold]{scenario}[/] on the limit app …")
-                    result, peak = run.measure(minimal, scenario, LIMIT_RATE_CAP)
+                    result, peak, busy = run.measure(minimal, scenario, LIMIT_RATE_CAP)
                     for row in report.rows:
                         if row.scenario == scenario:
-                            row.limit, row.limit_peak_rss = result, peak
-                    console.print(f"  {result.per_second:,.0f} req/s; {_describe(result)}")
+                            row.limit, row.limit_peak_rss, row.limit_other_cpu = result, peak, busy
+                    console.print(
+                        f"  {result.per_second:,.0f} req/s, others {busy:.0f}% CPU; {_describe(result)}"
+                    )
     finally:
         if not keep_postgres:
             cluster.stop()

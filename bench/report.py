@@ -35,6 +35,8 @@ class Row:
     note: str = ""
     limit: WrkResult | None = None
     limit_peak_rss: int = 0
+    other_cpu: float = 0.0
+    limit_other_cpu: float = 0.0
 
     @property
     def ratio(self) -> float | None:
@@ -54,6 +56,7 @@ class Row:
             f"{self.peak_rss / 2**20:,.0f}",
             f"{self.limit.per_second:,.0f}" if self.limit else "",
             f"{self.ratio:.2f}" if self.ratio is not None else "",
+            f"{self.other_cpu:.0f}" + (f" / {self.limit_other_cpu:.0f}" if self.limit else ""),
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +66,7 @@ class Row:
             "note": self.note,
             "per_second": self.result.per_second,
             "peak_rss_mib": self.peak_rss / 2**20,
+            "other_cpu_percent": self.other_cpu,
             "result": asdict(self.result),
         }
         if self.limit is not None:
@@ -70,6 +74,7 @@ class Row:
                 "limit_per_second": self.limit.per_second,
                 "limit_peak_rss_mib": self.limit_peak_rss / 2**20,
                 "ratio": self.ratio,
+                "limit_other_cpu_percent": self.limit_other_cpu,
                 "limit": asdict(self.limit),
             }
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -226,3 +227,10 @@ def cpu_ticks(pid: int) -> int:
         return 0
     fields = stat[stat.rfind(b")") + 2 :].split()
     return int(fields[11]) + int(fields[12])
+
+
+def free_port() -> int:
+    """A port nothing listens on now (other programs on this machine may hold fixed ones)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
