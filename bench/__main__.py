@@ -152,18 +152,20 @@ class Run:
 
         Returns wrk's result, the peak RSS of the server and the CPU share other programs took.
         """
+        main = self._file(scenario, server.name, self.duration, cap)
+        if self.quiet_wait > 0:
+            machine.wait_for_quiet(self.roots, threshold=QUIET_THRESHOLD, patience=self.quiet_wait)
+        ticks = {pid: servers.cpu_ticks(pid) for pid in server.worker_pids()}
         if self.warmup > 0:
             self.load(server, self._file(scenario, f"{server.name}-warmup", self.warmup, cap), self.warmup)
-        main = self._file(scenario, server.name, self.duration, cap)
         spy: subprocess.Popen[bytes] | None = None
         out = RESULTS / f"profile-{scenario}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
         if profile:
             RESULTS.mkdir(parents=True, exist_ok=True)
-            worker = max(server.worker_pids(), key=servers.cpu_ticks)
+            # The worker that worked during the warm-up (not a helper process of the server).
+            worker = max(ticks, key=lambda pid: servers.cpu_ticks(pid) - ticks[pid])
             console.print(f"  py-spy on worker {worker} → {out}")
             spy = _profile(worker, self.duration - 1, out)
-        if self.quiet_wait > 0:
-            machine.wait_for_quiet(self.roots, threshold=QUIET_THRESHOLD, patience=self.quiet_wait)
         other = machine.OtherLoad(self.roots).start()
         with server.sampler() as sampler:
             result = self.load(server, main, self.duration)
@@ -197,8 +199,7 @@ def _profile(worker: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
             "--format",
             "raw",
             "--rate",
-            "200",
-            "--nonblocking",
+            "100",
             "--output",
             str(out),
         ],
@@ -207,37 +208,62 @@ def _profile(worker: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _frame(text: str) -> str:
-    """`handle (pharmacy_gateway/service.py:123)` -> `handle (pharmacy_gateway/service.py)`."""
+PROJECT_PACKAGES = ("erx", "eprescribe", "pharmacy_gateway", "price_portal")
+# Leaves where a thread waits rather than works (idle thread pools, uvicorn's supervisor pipe).
+IDLE_LEAVES = (
+    "Condition.wait",
+    "Queue.get",
+    "Event.wait",
+    "Connection._recv",
+    "Connection.poll",
+    "_worker (concurrent",
+)
+LOOP_LEAF = "Runner.run"
+
+
+def _frame(text: str) -> tuple[str, str]:
+    """`handle (pharmacy_gateway/service.py:123)` -> (`handle (pharmacy_gateway/service.py)`, package)."""
     name, _, where = text.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "lib/python3.11/", "/work/wt-bench/"):
-        if marker in where:
-            where = where.split(marker, 1)[1]
-    return f"{name} ({where})" if where else name
+    package = where.split("/", 1)[0] if "/" in where else where.removesuffix(".py")
+    return (f"{name} ({where})" if where else name), package
 
 
 def summarise_profile(path: Path, top: int = 20) -> list[str]:
-    """Self and inclusive shares of the hottest functions in py-spy's collapsed stacks."""
+    """Where one worker's CPU went, from py-spy's collapsed stacks (`--format raw`).
+
+    Samples of waiting threads are left out. A sample whose innermost Python frame is the event
+    loop's `Runner.run` is time inside uvloop's C code: socket I/O and parsing, or idle.
+    """
     own: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
+        frames = [_frame(f) for f in stack.split(";") if f]
+        if not frames or frames[-1][0].startswith(IDLE_LEAVES):
+            continue
         count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";")[1:]] or ["?"]
         total += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
+        leaf, package = frames[-1]
+        if leaf.startswith(LOOP_LEAF):
+            leaf, package = "(uvloop C code: I/O, or idle)", "uvloop"
+        own[leaf] += count
+        packages[package] += count
+        for frame, frame_package in set(frames):
+            if frame_package in PROJECT_PACKAGES:
+                inclusive[frame] += count
     if not total:
         return ["no samples"]
-    lines = [f"{total:,} samples; self time:"]
+    lines = [f"{total:,} samples of working threads; self time by package:"]
+    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in packages.most_common(12)]
+    lines.append("self time by function:")
     lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in own.most_common(top)]
-    lines.append("inclusive time (project code and libraries' entry points):")
-    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in inclusive.most_common(top * 4)[: top * 2]]
+    lines.append("inclusive time of the project's functions:")
+    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in inclusive.most_common(top)]
     return lines
 
 

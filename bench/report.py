@@ -23,6 +23,7 @@ COLUMNS = (
     "peak RSS MiB",
     "limit req/s",
     "ratio",
+    "other CPU %",
 )
 
 

@@ -1,7 +1,9 @@
 """The SQL the system issues per request, in the order it issues it: the limit apps run exactly this.
 
 Observed with `log_statement = 'all'` on PostgreSQL 15 for one request of each kind (system at
-commit 573f93a, SQLAlchemy 2.1 + asyncpg; `python -m bench --show-sql` prints it again). Every
+commit 573f93a, SQLAlchemy 2.1 + asyncpg). To look again: `ALTER SYSTEM SET log_statement = 'all'`
+and `SELECT pg_reload_conf()` on the bench cluster (psql -h 127.0.0.1 -p 55432 -U postgres
+erx_bench, run as the postgres user), send one request, read var/bench/pg/log. Every
 request also starts with `BEGIN; ROLLBACK;` on its connection: SQLAlchemy's `pool_pre_ping`
 (not a statement of the transaction, so the limit apps do not repeat it). When the system's SQL
 changes, update this file: it is the one place the limit apps read their statements from.
