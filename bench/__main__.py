@@ -444,9 +444,11 @@ def _soak(run: Run, system: servers.Server, report: Report, seconds: float) -> N
     start = system.rss()
     console.print(f"soak: RSS at start {start / 2**20:,.1f} MiB (after {run.warmup:g} s of warm-up)")
     main_file = run._file("mixed", system.name, seconds, SYSTEM_RATE_CAP)
+    other = machine.OtherLoad(run.roots).start()
     with system.sampler() as sampler:
         sampler.interval = 1.0
         result = run.load(system, main_file, seconds)
+    other.stop()
     end = system.rss()
     minute = [v for t, v in sampler.samples if int(t) % 60 == 0]
     console.print("soak: RSS every minute (MiB): " + ", ".join(f"{v / 2**20:,.0f}" for v in minute))
@@ -454,7 +456,9 @@ def _soak(run: Run, system: servers.Server, report: Report, seconds: float) -> N
         f"soak: RSS at start {start / 2**20:,.1f} MiB, at end {end / 2**20:,.1f} MiB "
         f"({(end - start) / 2**20:+,.1f} MiB), peak {sampler.peak / 2**20:,.1f} MiB over {seconds:g} s"
     )
-    report.rows.append(Row("mixed (soak)", system.name, result, sampler.peak, SCENARIOS["mixed"][0]))
+    report.rows.append(
+        Row("mixed (soak)", system.name, result, sampler.peak, SCENARIOS["mixed"][0], other_cpu=other.share)
+    )
     report.notes.append(
         f"soak {seconds:g} s: RSS start {start / 2**20:,.1f} MiB, end {end / 2**20:,.1f} MiB, "
         f"peak {sampler.peak / 2**20:,.1f} MiB"
