@@ -328,7 +328,7 @@ def main(
             f"unknown {unknown or server}; scenarios: {list(SCENARIOS)}; servers: {servers.SERVERS}"
         )
     loadgen.wrk_binary()
-    command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = " ".join(["python -m bench", *(shlex.quote(a) for a in sys.argv[1:])])
     plan = SeedPlan(prescriptions=prescriptions, price_rows=price_rows)
 
     seconds = duration + warmup
@@ -424,6 +424,10 @@ def main(
     report.notes.append(
         "errors = non-2xx answers + socket errors; peak RSS = highest sum of VmRSS over the server's "
         "processes (master + workers), sampled every 0.25 s during the measured seconds"
+    )
+    report.notes.append(
+        "other CPU % = share of the two cores used by programs other than the bench, its servers, wrk and "
+        "its PostgreSQL during the measured seconds (system / limit): the machine may be shared"
     )
     report.notes.append(
         "limit = the same SQL in a bare Starlette + asyncpg app (bench/minimal); ratio = system / limit"
