@@ -37,7 +37,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy kit eprescribe pharmacy_gateway price_portal erx tests
+	$(BIN)/mypy kit eprescribe pharmacy_gateway price_portal erx tests bench
 
 ## Layers point one way and contexts meet only through services (import-linter contracts in pyproject.toml).
 architecture: $(VENV)/.installed-test
@@ -61,14 +61,23 @@ lock:
 	$(BIN)/pip install --quiet 'uv>=0.9'
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements/run.txt
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -q -o requirements/test.txt
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 --generate-hashes -q -o requirements/bench.txt
 
 ## PostgreSQL server binaries and Chromium, from the machine's packages, when missing.
 system-deps:
 	bash scripts/system-deps.sh
 
-## Benchmarks on a throwaway PostgreSQL; prints a table.
-bench: $(VENV)/.installed-test system-deps
-	$(BIN)/python -m bench
+$(VENV)/.installed-bench: requirements/bench.txt pyproject.toml | $(BIN)/python
+	$(LOCKED) requirements/bench.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
+
+## Benchmarks: own PostgreSQL (seeded once, reused), the server as in production, wrk; one table.
+## BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick` or `BENCH_ARGS="--soak 600"`.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench system-deps
+	bash scripts/bench-deps.sh
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

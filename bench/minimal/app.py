@@ -1,0 +1,463 @@
+"""The limit: the system's lookup, dispense and submit as bare Starlette + asyncpg, no ORM.
+
+Each route runs the very statements of `bench.minimal.sql`, in the same order and in one
+transaction, and answers a body of the same shape; the server flags are the system's. What it
+leaves out is what a framework, an ORM and validation layers add, so `system / limit` is the share
+of the achievable throughput the system reaches on this machine. Liberties, all on the CPU side:
+the bearer token's claims are read without checking its signature (the brief counts one ES256
+verification for submit, the prescriber's), and the payload is checked only for what the SQL
+needs. Configured by DATABASE_URL and ERX_SIGNING_KEY (the national key that signs QR texts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench import jose, project
+from bench.minimal import sql
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+COLLECTION_WINDOW = timedelta(days=5)
+THROTTLE_WINDOW = timedelta(seconds=600)
+SIGNING_JWK: dict[str, str] = json.loads(os.environ.get(project.ENV_SIGNING_KEY, "{}") or "{}")
+NATIONAL_KID = SIGNING_JWK.get("kid", "")
+NATIONAL_KEY = jose.load_private(SIGNING_JWK) if SIGNING_JWK else None
+NATIONAL_PUBLIC = NATIONAL_KEY.public_key() if NATIONAL_KEY else None
+POOL: asyncpg.Pool | None = None
+
+
+def pool() -> asyncpg.Pool:
+    assert POOL is not None
+    return POOL
+
+
+@asynccontextmanager
+async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    global POOL
+    url = os.environ[project.ENV_DATABASE_URL].replace("postgresql+asyncpg://", "postgresql://")
+    # The system's pool: 10 connections and as many again on overflow, per process.
+    POOL = await asyncpg.create_pool(url, min_size=10, max_size=20)
+    try:
+        yield
+    finally:
+        await POOL.close()
+
+
+def problem(status: int, title: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": title},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def claims_of(request: Request) -> dict[str, Any] | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or token.count(".") != 2:
+        return None
+    claims = json.loads(jose.b64url_decode(token.split(".")[1]))
+    return claims if isinstance(claims, dict) else None
+
+
+def vn(value: datetime) -> str:
+    return value.astimezone(VIETNAM).isoformat()
+
+
+def canonical(text: str) -> str | None:
+    head = text.strip().split(".", 1)[0]
+    body, sep, kind = head.rpartition("-")
+    if not sep or len(body) != 12 or kind.lower() not in "cnhyt":
+        return None
+    return f"{body.upper()}-{kind.lower()}"
+
+
+def status_at(status: str, valid_until: datetime, now: datetime) -> str:
+    if status in ("active", "partially_dispensed") and now > valid_until:
+        return "expired"
+    return status
+
+
+async def readyz(_request: Request) -> Response:
+    async with pool().acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    return JSONResponse({"status": "ready", "database": "postgresql"})
+
+
+async def _current(conn: asyncpg.Connection, statement: str, claims: dict[str, Any]) -> asyncpg.Record | None:
+    client = await conn.fetchrow(statement, str(claims.get("sub", "")))
+    if client is None or client["credentials_version"] != claims.get("ver") or client["status"] != "active":
+        return None
+    return client
+
+
+async def _throttle(conn: asyncpg.Connection, connection_code: str, address: str, now: datetime) -> bool:
+    rows = await conn.fetch(
+        sql.THROTTLE_VERDICT, now - THROTTLE_WINDOW, f"code:{connection_code}", f"addr:{address}"
+    )
+    return not any(r["failures"] >= 10 for r in rows)
+
+
+async def lookup(request: Request) -> Response:
+    text = request.path_params["code"]
+    claims = claims_of(request)
+    if claims is None:
+        return problem(401, "Unauthorized")
+    address = request.client.host if request.client else "unknown"
+    now = datetime.now(UTC)
+    async with pool().acquire() as conn, conn.transaction():
+        pharmacy = await _current(conn, sql.PHARMACY_BY_CODE, claims)
+        if pharmacy is None:
+            return problem(401, "Unauthorized")
+        if not await _throttle(conn, pharmacy["connection_code"], address, now):
+            return problem(429, "Throttled")
+        code = canonical(text)
+        prescription = await conn.fetchrow(sql.PRESCRIPTION_BY_CODE, code) if code else None
+        if prescription is None:
+            return problem(404, "Not found")
+        await conn.fetchval(
+            sql.INSERT_ACCESS_LOG,
+            now,
+            prescription["code"],
+            "pharmacy",
+            pharmacy["connection_code"],
+            "lookup",
+            address,
+        )
+        items = await conn.fetch(sql.ITEMS_OF, prescription["id"])
+        prescriber = await conn.fetchrow(sql.PRESCRIBER_BY_ID, prescription["prescriber_id"])
+        facility = await conn.fetchrow(sql.FACILITY_BY_CODE, prescription["facility_code"])
+        keys = sorted({(i["ingredient_key"], i["strength_key"], i["form_key"]) for i in items})
+        products: dict[tuple[str, str, str], list[asyncpg.Record]] = {k: [] for k in keys}
+        for drug in await conn.fetch(
+            sql.SUBSTITUTES, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+        ):
+            products[(drug["ingredient_key"], drug["strength_key"], drug["form_key"])].append(drug)
+    qr_verified = None
+    if "." in text.strip():
+        qr_verified = _qr_matches(text, prescription, items)
+    body = {
+        "code": prescription["code"],
+        "kind": prescription["kind"],
+        "status": status_at(prescription["status"], prescription["valid_until"], now),
+        "issued_at": vn(prescription["issued_at"]),
+        "valid_until": vn(prescription["valid_until"]),
+        "facility_code": prescription["facility_code"],
+        "facility_name": facility["name"] if facility else "",
+        "prescriber_name": prescriber["full_name"] if prescriber else "",
+        "replaced_by": prescription["replaced_by_code"],
+        "patient": {
+            "full_name": prescription["patient_full_name"],
+            "gender": prescription["patient_gender"],
+            "birth_year": prescription["patient_date_of_birth"].year,
+        },
+        "items": [
+            {
+                "line_no": i["line_no"],
+                "active_ingredient": i["active_ingredient"],
+                "strength": i["strength"],
+                "dosage_form": i["dosage_form"],
+                "registration_no": i["registration_no"],
+                "quantity": i["quantity"],
+                "unit": i["unit"],
+                "instructions": i["instructions"],
+                "days_supply": i["days_supply"],
+                "dispensed": i["dispensed"],
+                "remaining": i["remaining"],
+                "substitutes": [
+                    {
+                        "registration_no": d["registration_no"],
+                        "name": d["name"],
+                        "unit": d["unit"],
+                        "declared_price": d["declared_price"],
+                    }
+                    for d in products[(i["ingredient_key"], i["strength_key"], i["form_key"])]
+                ],
+            }
+            for i in items
+        ],
+        "qr_verified": qr_verified,
+    }
+    return JSONResponse(body)
+
+
+def _qr_matches(text: str, prescription: asyncpg.Record, items: list[asyncpg.Record]) -> bool:
+    _, _, compact = text.strip().partition(".")
+    if NATIONAL_PUBLIC is None:
+        return False
+    try:
+        _, payload = jose.verify_compact(compact, NATIONAL_PUBLIC)
+    except ValueError:
+        return False
+    lines = [
+        project.Line(
+            i["line_no"], i["active_ingredient"], i["strength"], i["dosage_form"], i["quantity"], i["unit"]
+        )
+        for i in items
+    ]
+    expected = project.qr_claims(
+        prescription["code"],
+        prescription["kind"],
+        prescription["facility_code"],
+        prescription["valid_until"],
+        project.lines_digest(lines),
+    )
+    return bool(json.loads(payload) == expected)
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+async def dispense(request: Request) -> Response:
+    text = request.path_params["code"]
+    claims = claims_of(request)
+    if claims is None:
+        return problem(401, "Unauthorized")
+    key = request.headers.get("idempotency-key")
+    body = json.loads(await request.body())
+    wanted_items = body["items"]
+    address = request.client.host if request.client else "unknown"
+    now = datetime.now(UTC)
+    async with pool().acquire() as conn, conn.transaction():
+        pharmacy = await _current(conn, sql.PHARMACY_BY_CODE, claims)
+        if pharmacy is None:
+            return problem(401, "Unauthorized")
+        held = None
+        if key:
+            held = await conn.fetchval(
+                sql.CLAIM_IDEMPOTENCY,
+                f"pharmacy:{pharmacy['connection_code']}:dispenses",
+                key,
+                _fingerprint({"code": canonical(text), "body": body}),
+                now,
+            )
+            if held is None:
+                return problem(409, "Idempotency-Key already used")
+        if not await _throttle(conn, pharmacy["connection_code"], address, now):
+            return problem(429, "Throttled")
+        code = canonical(text)
+        found = await conn.fetchrow(sql.PRESCRIPTION_BY_CODE, code) if code else None
+        if found is None:
+            return problem(404, "Not found")
+        locked = await conn.fetchrow(sql.LOCK_PRESCRIPTION, found["id"], now, "active", "partially_dispensed")
+        if locked is None:
+            return problem(409, "Not dispensable")
+        if locked["kind"] in ("n", "h") and not pharmacy["controlled_licence"]:
+            return problem(403, "Controlled licence required")
+        items = {i["line_no"]: i for i in await conn.fetch(sql.ITEMS_OF, found["id"])}
+        drugs = {
+            d["registration_no"]: d
+            for d in await conn.fetch(
+                sql.DRUGS_BY_REGISTRATION, sorted({w["registration_no"] for w in wanted_items})
+            )
+        }
+        wanted: dict[int, int] = {}
+        for w in wanted_items:
+            line, drug = items.get(w["line_no"]), drugs.get(w["registration_no"])
+            if line is None or drug is None:
+                return problem(422, "Invalid line")
+            if (drug["ingredient_key"], drug["strength_key"], drug["form_key"]) != (
+                line["ingredient_key"],
+                line["strength_key"],
+                line["form_key"],
+            ):
+                return problem(422, "Not the prescribed product")
+            wanted[w["line_no"]] = wanted.get(w["line_no"], 0) + int(w["quantity"])
+        if any(q > items[n]["remaining"] for n, q in wanted.items()):
+            return problem(409, "More than remains")
+        balances = {n: (i["dispensed"], i["remaining"]) for n, i in items.items()}
+        for line_no in sorted(wanted):
+            q = wanted[line_no]
+            taken = await conn.fetchrow(sql.SHIFT_QUANTITY, q, q, found["id"], line_no, q, -q)
+            if taken is None:
+                raise RuntimeError("quantity moved under the lock")
+            balances[line_no] = (taken[0], taken[1])
+        lines = await conn.fetch(sql.ITEMS_OF, found["id"])
+        if all(i["remaining"] == 0 for i in lines):
+            status = "dispensed"
+        elif any(i["dispensed"] > 0 for i in lines):
+            status = "partially_dispensed"
+        else:
+            status = "active"
+        await conn.execute(sql.SET_STATUS, status, found["id"], "active", "partially_dispensed", "dispensed")
+        dispense_id = uuid.uuid4().hex
+        pharmacist = body["pharmacist"]
+        record_id = await conn.fetchval(
+            sql.INSERT_DISPENSE, dispense_id, pharmacy["id"], found["id"], locked["code"],
+            pharmacist["full_name"], pharmacist["license_no"], now, None, None,
+        )  # fmt: skip
+        await conn.fetch(
+            sql.INSERT_DISPENSE_LINES,
+            record_id,
+            list(range(1, len(wanted_items) + 1)),
+            [int(w["line_no"]) for w in wanted_items],
+            [w["registration_no"] for w in wanted_items],
+            [int(w["quantity"]) for w in wanted_items],
+            [w.get("unit_price") for w in wanted_items],
+            [w.get("batch_no") for w in wanted_items],
+            [None for _ in wanted_items],
+        )
+        await conn.fetchval(
+            sql.INSERT_ACCESS_LOG,
+            now,
+            locked["code"],
+            "pharmacy",
+            pharmacy["connection_code"],
+            "dispense",
+            address,
+        )
+        answer = {
+            "dispense_id": dispense_id,
+            "prescription_status": status,
+            "items": [
+                {"line_no": n, "dispensed": d, "remaining": r} for n, (d, r) in sorted(balances.items())
+            ],
+        }
+        if held is not None:
+            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), held)
+    return JSONResponse(answer, status_code=201)
+
+
+async def submit(request: Request) -> Response:
+    claims = claims_of(request)
+    if claims is None:
+        return problem(401, "Unauthorized")
+    key = request.headers.get("idempotency-key")
+    compact = str(json.loads(await request.body())["jws"]).strip()
+    header = json.loads(jose.b64url_decode(compact.split(".")[0]))
+    now = datetime.now(UTC)
+    async with pool().acquire() as conn, conn.transaction():
+        facility = await _current(conn, sql.FACILITY_BY_CODE, claims)
+        if facility is None:
+            return problem(401, "Unauthorized")
+        facility_code = facility["facility_code"]
+        held = None
+        if key:
+            held = await conn.fetchval(
+                sql.CLAIM_IDEMPOTENCY,
+                f"facility:{facility_code}:prescriptions",
+                key,
+                _fingerprint({"jws": compact}),
+                now,
+            )
+            if held is None:
+                return problem(409, "Idempotency-Key already used")
+        prescriber = await conn.fetchrow(sql.PRESCRIBER_BY_ID, str(header.get("kid", "")))
+        if prescriber is None:
+            return problem(400, "Unknown prescriber")
+        try:
+            _, raw = jose.verify_compact(compact, jose.load_public(json.loads(prescriber["public_jwk"])))
+        except ValueError:
+            return problem(400, "Signature does not verify")
+        payload = json.loads(raw)
+        if payload["facility_code"] != facility_code or prescriber["status"] != "active":
+            return problem(403, "Not allowed")
+        if await conn.fetchrow(sql.PRESCRIBER_WORKS_AT, prescriber["prescriber_id"], facility_code) is None:
+            return problem(403, "Not registered at this facility")
+        items = payload["items"]
+        keyed = [
+            (
+                project.match_key(i["active_ingredient"]),
+                project.match_key(i["strength"]),
+                project.match_key(i["dosage_form"]),
+            )
+            for i in items
+        ]
+        numbers = [i["registration_no"] for i in items if i.get("registration_no")]
+        if numbers:
+            registered = {
+                d["registration_no"]: d for d in await conn.fetch(sql.DRUGS_BY_REGISTRATION, numbers)
+            }
+            if len(registered) != len(set(numbers)):
+                return problem(422, "Unknown product")
+        for item, keys in zip(items, keyed, strict=True):
+            if not item.get("registration_no") and not await conn.fetch(sql.CATEGORIES_FOR, *keys):
+                return problem(422, "No such product")
+        digest = hashlib.sha256(compact.split(".")[1].encode()).hexdigest()
+        if await conn.fetchrow(sql.PAYLOAD_SEEN, digest) is not None:
+            return problem(409, "Replay refused")
+        kind = payload["kind"]
+        code = f"{facility_code}{''.join(secrets.choice(project.CODE_ALPHABET) for _ in range(7))}-{kind}"
+        if await conn.fetchrow(sql.CODE_EXISTS, code) is not None:
+            return problem(409, "Code collision")
+        issued_at = datetime.fromisoformat(payload["issued_at"])
+        valid_until = issued_at + COLLECTION_WINDOW
+        lines = [
+            project.Line(n, i["active_ingredient"], i["strength"], i["dosage_form"], i["quantity"], i["unit"])
+            for n, i in enumerate(items, start=1)
+        ]
+        lines_digest = project.lines_digest(lines)
+        qr = ""
+        if NATIONAL_KEY is not None:
+            claims_qr = project.qr_claims(code, kind, facility_code, valid_until, lines_digest)
+            qr = jose.sign_compact(
+                {"alg": "ES256", "kid": NATIONAL_KID}, project.qr_payload(claims_qr), NATIONAL_KEY
+            )
+        patient = payload["patient"]
+        async with conn.transaction():  # the system's SAVEPOINT around the prescription row
+            prescription_id = await conn.fetchval(
+                sql.INSERT_PRESCRIPTION,
+                code, kind, "active", facility_code, prescriber["prescriber_id"], issued_at, valid_until,
+                None, None, patient["full_name"], datetime.fromisoformat(patient["date_of_birth"]).date(),
+                patient["gender"], patient.get("national_id"), patient.get("insurance_no"), patient.get("weight_kg"),
+                patient.get("phone"), patient.get("address"), json.dumps(patient.get("guardian")),
+                json.dumps(payload["diagnoses"]), payload.get("notes"), None, False, compact, digest,
+                lines_digest, f"{code}.{qr}", None, None, now,
+            )  # fmt: skip
+        await conn.fetch(
+            sql.INSERT_ITEMS,
+            prescription_id,
+            [line.line_no for line in lines],
+            [i["active_ingredient"] for i in items],
+            [i["strength"] for i in items],
+            [i["dosage_form"] for i in items],
+            [i.get("registration_no") for i in items],
+            [int(i["quantity"]) for i in items],
+            [i["unit"] for i in items],
+            [i["instructions"] for i in items],
+            [int(i["days_supply"]) for i in items],
+            [0 for _ in items],
+            [int(i["quantity"]) for i in items],
+            [k[0] for k in keyed],
+            [k[1] for k in keyed],
+            [k[2] for k in keyed],
+        )
+        await conn.fetchval(sql.INSERT_ACCESS_LOG, now, code, "facility", facility_code, "create", None)
+        base = str(request.base_url)
+        answer = {
+            "code": code,
+            "status": "active",
+            "valid_until": vn(valid_until),
+            "qr_png": f"{base}api/v1/prescriptions/{code}/qr.png",
+            "qr_svg": f"{base}api/v1/prescriptions/{code}/qr.svg",
+        }
+        if held is not None:
+            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), held)
+    return JSONResponse(answer, status_code=201)
+
+
+app = Starlette(
+    routes=[
+        Route(project.READY_PATH, readyz),
+        Route(project.SUBMIT_PATH, submit, methods=["POST"]),
+        Route(project.LOOKUP_PATH, lookup),
+        Route(project.DISPENSE_PATH, dispense, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)
