@@ -33,7 +33,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy erx eprescribe pharmacy_gateway price_portal
+	$(BIN)/mypy erx eprescribe pharmacy_gateway price_portal interop
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
