@@ -102,5 +102,6 @@ class StoredPrescription:
     follow_up_date: date | None = None
     replaces: str | None = None
     replaced_by: str | None = None
+    cancel_reason: str | None = None
     sensitive: bool = False  # HIV/AIDS: never named to a pharmacy
     dispenses: tuple[StoredDispense, ...] = ()
