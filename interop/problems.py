@@ -53,6 +53,10 @@ class Problems:
         """Record one problem."""
         self.items.append(Problem(tuple(loc), message, code))
 
+    def has(self, prefix: Loc) -> bool:
+        """Tell whether a problem was already recorded at or below `prefix`."""
+        return any(problem.loc[: len(prefix)] == tuple(prefix) for problem in self.items)
+
     def __bool__(self) -> bool:
         return bool(self.items)
 
@@ -81,6 +85,8 @@ _PYDANTIC_MESSAGES = {
     "missing": ("bắt buộc, không được thiếu", REQUIRED),
     "string_type": ("phải là chuỗi ký tự", FORMAT),
     "string_too_short": ("không được để trống", REQUIRED),
+    "too_short": ("không được để trống", REQUIRED),  # what SecretStr reports
+    "too_long": ("dài quá mức cho phép", TOO_LONG),
     "string_too_long": ("dài quá mức cho phép", TOO_LONG),
     "model_type": ("phải là một đối tượng JSON", FORMAT),
     "dict_type": ("phải là một đối tượng JSON", FORMAT),

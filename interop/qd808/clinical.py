@@ -75,6 +75,8 @@ def days_of_supply(dot: DotDungThuoc | None, kind: str | None, problems: Problem
     """Count the days of supply of the round: its dates inclusive, else its decoction packs."""
     loc: Loc = ("dot_dung_thuoc",)
     if dot is None:
+        if problems.has(loc):
+            return None  # present but refused by the reader, already reported
         problems.add(
             loc,
             "cần từ ngày và đến ngày (hoặc số thang thuốc với đơn y học cổ truyền) để tính số ngày dùng thuốc",
