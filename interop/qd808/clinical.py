@@ -59,7 +59,9 @@ def diagnoses(entries: list[ChanDoan], problems: Problems) -> tuple[list[dict[st
                 )
                 continue
             text = (names[position].strip() if names else label) or ""
-            if len(text) > 500:
+            if names and not text:
+                problems.add((*loc, "ten_chan_doan"), f"thiếu tên chẩn đoán cho mã {code}", REQUIRED)
+            elif len(text) > 500:
                 problems.add((*loc, "ten_chan_doan"), "tên chẩn đoán dài quá 500 ký tự", INVALID)
             elif text and all(d["icd10"] != code for d in found):
                 origins[len(found)] = (*loc, "ma_chan_doan")

@@ -148,6 +148,10 @@ def local_time(raw: Any, loc: Loc, problems: Problems, *, required: bool = False
 
 def phone(raw: Any, loc: Loc, problems: Problems) -> str | None:
     """Read a phone number, dropping the spaces, dots and dashes people type in it."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        # As a JSON number, 0912345678 arrives as 912345678: the leading zero is already lost.
+        problems.add(loc, "số điện thoại phải gửi dạng chuỗi ký tự (để giữ số 0 ở đầu)", FORMAT)
+        return None
     value = text(raw, loc, problems, max_length=40)
     if value is None:
         return None

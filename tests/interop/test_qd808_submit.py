@@ -319,3 +319,10 @@ def test_contract_errors_point_back_at_dialect_fields() -> None:
     )
     assert answers.dialect_loc(submission, ["payload", "diagnoses", 1]) == ("chan_doan", 0, "ma_chan_doan")
     assert answers.dialect_loc(submission, ["payload", "follow_up_date"]) == ("ngay_tai_kham",)
+
+
+def test_a_code_whose_paired_name_is_empty_is_reported_not_dropped() -> None:
+    body = his_body(
+        chan_doan=[{"ma_chan_doan": "J02.9;K29.7", "ten_chan_doan": "Viêm họng cấp;", "ket_luan": ""}]
+    )
+    assert problems_of(body) == {"chan_doan.0.ten_chan_doan": "thiếu tên chẩn đoán cho mã K29.7"}

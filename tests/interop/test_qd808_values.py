@@ -116,3 +116,9 @@ def test_text_refuses_lists_and_objects_and_long_values() -> None:
     assert problems.items[0].message == "phải là chuỗi ký tự"
     _, problems = read(values.text, "x" * 301)
     assert problems.items[0].code == "qua_dai"
+
+
+def test_a_phone_sent_as_a_number_is_refused() -> None:
+    value, problems = read(values.phone, 912345678)
+    assert value is None
+    assert problems.items[0].message == "số điện thoại phải gửi dạng chuỗi ký tự (để giữ số 0 ở đầu)"
