@@ -289,19 +289,23 @@ async def seed(
             if code not in taken:
                 taken.add(code)
                 facility_codes.append(code)
+        facility_names = {
+            code: f"{rng.choice(['Bệnh viện', 'Phòng khám', 'Trung tâm Y tế'])} {rng.choice(OUTLET_NAMES)} {i}"
+            for i, code in enumerate(facility_codes)
+        }
         await copier.copy(
             "facility",
             [
                 {
                     "facility_code": code,
-                    "name": f"{rng.choice(['Bệnh viện', 'Phòng khám', 'Trung tâm Y tế'])} {rng.choice(OUTLET_NAMES)} {i}",
+                    "name": facility_names[code],
                     "province_code": code[:2],
                     "secret_hash": secret_hash,
                     "status": "active",
                     "credentials_version": 1,
                     "created_at": now,
                 }
-                for i, code in enumerate(facility_codes)
+                for code in facility_codes
             ],
         )
         progress.advance(task, plan.facilities)
@@ -312,12 +316,21 @@ async def seed(
             pid = f"BS{i:08d}"
             works_at = sorted(set(rng.sample(facility_codes, rng.choice([1, 1, 1, 2]))))
             controlled = rng.random() < 0.15
-            prescribers.append({"id": pid, "jwk": jwk, "facilities": works_at, "controlled": controlled})
+            full_name = f"BS. {_name(rng)}"
+            prescribers.append(
+                {
+                    "id": pid,
+                    "jwk": jwk,
+                    "facilities": works_at,
+                    "controlled": controlled,
+                    "full_name": full_name,
+                }
+            )
             public = jose.public_jwk(jwk)
             prescriber_rows.append(
                 {
                     "prescriber_id": pid,
-                    "full_name": f"BS. {_name(rng)}",
+                    "full_name": full_name,
                     "license_no": f"{i:06d}/BENCH-CCHN",
                     "public_jwk": json.dumps(public),
                     "key_thumbprint": thumbprint(public),
@@ -437,7 +450,7 @@ async def seed(
         hot: tuple[str, str] | None = None
         used_codes: set[str] = set()
         next_id, next_item = 1, 1
-        generator = _prescriptions(rng, plan, prescribers, by_kind, now, valid_until)
+        generator = _prescriptions(rng, plan, prescribers, facility_names, by_kind, now, valid_until)
         while next_id <= plan.prescriptions:
             p_rows, i_rows, log_rows = [], [], []
             for _ in range(min(BATCH, plan.prescriptions - next_id + 1)):
@@ -595,6 +608,7 @@ def _prescriptions(
     rng: random.Random,
     plan: SeedPlan,
     prescribers: list[dict[str, Any]],
+    facility_names: dict[str, str],
     by_kind: dict[str, list[Drug]],
     now: datetime,
     valid_until: datetime,
@@ -656,6 +670,8 @@ def _prescriptions(
             "status": "active",
             "facility_code": facility,
             "prescriber_id": prescriber["id"],
+            "prescriber_name": prescriber["full_name"],
+            "facility_name": facility_names[facility],
             "issued_at": issued,
             # A year of validity (not the policy's 5 days) keeps the seeded volume dispensable
             # between runs; the QR signs this same instant, so lookups by QR still verify.

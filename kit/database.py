@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, event, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -16,6 +31,14 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from kit.settings import Settings
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from sqlalchemy import Row
+
+    # A result row of any width (SQLAlchemy 2.1 types rows by their columns).
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # Constraint names must be stable from the first migration on, or later ALTERs cannot name them.
 NAMING_CONVENTION = {
@@ -90,7 +113,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
+        # fails its request once (503) and is discarded; the next checkout opens a fresh one.
+        pool_pre_ping=False,
+        pool_recycle=settings.database_pool_recycle_seconds,
+        # Short statements only: planning them with JIT costs more than it saves.
+        connect_args={"server_settings": {"jit": "off"}},
     )
 
 
@@ -122,6 +150,70 @@ def upsert(session: AsyncSession, table: Table) -> Any:
     """
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def insert_with_lines(
+    session: AsyncSession,
+    head: Table,
+    values: dict[str, Any],
+    lines: Table,
+    parent: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    skip_conflict: bool = False,
+) -> int | None:
+    """Insert a head row and its lines (each given the head's new id in column `parent`).
+
+    One round trip on PostgreSQL, where the lines come as one array per column and take the new
+    id from a data-modifying CTE; two on SQLite, which has neither. With `skip_conflict` a head
+    that breaks a unique constraint is not inserted (nor its lines) and None is returned instead
+    of raising. The statements are built once per shape, so the compiled SQL is reused.
+    """
+    fields = tuple(rows[0])
+    head_fields = tuple(values)
+    params = {f"h_{name}": value for name, value in values.items()}
+    if session.get_bind().dialect.name != "postgresql":
+        new_id = (
+            await session.execute(_head_insert(sqlite.insert, head, head_fields, skip_conflict), params)
+        ).scalar_one_or_none()
+        if new_id is not None:
+            await session.execute(insert(lines), [{parent: new_id, **row} for row in rows])
+        return None if new_id is None else int(new_id)
+    params |= {f"l_{name}": [row[name] for row in rows] for name in fields}
+    stmt = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict)
+    new_id = (await session.execute(stmt, params)).scalars().first()
+    return None if new_id is None else int(new_id)
+
+
+@functools.cache
+def _head_insert(dialect_insert: Any, head: Table, fields: tuple[str, ...], skip_conflict: bool) -> Any:
+    stmt = dialect_insert(head).values(
+        {name: bindparam(f"h_{name}", type_=head.c[name].type) for name in fields}
+    )
+    if skip_conflict:
+        stmt = stmt.on_conflict_do_nothing()
+    return stmt.returning(head.c.id)
+
+
+@functools.cache
+def _insert_with_lines_pg(
+    head: Table,
+    head_fields: tuple[str, ...],
+    lines: Table,
+    parent: str,
+    fields: tuple[str, ...],
+    skip_conflict: bool,
+) -> Any:
+    created = _head_insert(postgresql.insert, head, head_fields, skip_conflict).cte("created")
+    # asyncpg sends each array typed ($n::INTEGER[]): no casts, and NULLs keep their column's type.
+    arrays = [bindparam(f"l_{name}", type_=postgresql.ARRAY(lines.c[name].type)) for name in fields]
+    given = func.unnest(*arrays).table_valued(*fields).render_derived(name="given")
+    select_rows = (
+        select(created.c.id, *(given.c[name] for name in fields)).select_from(created).join(given, true())
+    )
+    return (
+        insert(lines).from_select([parent, *fields], select_rows).add_cte(created).returning(lines.c[parent])
+    )
 
 
 RollbackWork = Callable[[AsyncSession], Awaitable[None]]

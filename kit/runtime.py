@@ -32,7 +32,8 @@ class Runtime:
         )
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async: a plain function would be run in the thread pool on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

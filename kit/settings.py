@@ -22,7 +22,10 @@ class Settings(BaseSettings):
     # DATABASE_URL is the conventional name; no prefix so operators can use the usual variable.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     data_dir: Path = Path("./var")
-    database_pool_size: int = 10
+    # Per process: at least the requests one worker serves at once, so no connection is opened per request.
+    database_pool_size: int = 20
+    # Connections older than this are replaced on checkout (a failover, a restarted proxy).
+    database_pool_recycle_seconds: int = 1800
     database_echo: bool = False
 
     issuer: str = "https://erx.gov.vn"

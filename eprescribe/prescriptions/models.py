@@ -40,6 +40,9 @@ class Prescription(SQLModel, table=True):
     prescriber_id: str = Field(
         sa_column=Column(String(16), ForeignKey("prescriber.prescriber_id"), nullable=False)
     )
+    # As printed on the day it was signed, whatever the registry says later.
+    prescriber_name: str = Field(max_length=200)
+    facility_name: str = Field(max_length=300)
     issued_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     valid_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     replaces_code: str | None = Field(default=None, max_length=14)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit.database import insert_with_lines
 from pharmacy_gateway.dispensing.models import Dispense, DispenseLine
 
 
@@ -23,15 +25,20 @@ async def get_dispense(session: AsyncSession, *, dispense_id: str, pharmacy_id: 
     return result.scalar_one_or_none()
 
 
-async def add_dispense(session: AsyncSession, record: Dispense, lines: Sequence[DispenseLine]) -> None:
-    """Insert a dispense, then its lines (which need its id)."""
-    session.add(record)
-    await session.flush()
-    assert record.id is not None
-    for line in lines:
-        line.dispense_id = record.id
-    session.add_all(lines)
-    await session.flush()
+DISPENSE = Dispense.__table__  # type: ignore[attr-defined]
+LINE = DispenseLine.__table__  # type: ignore[attr-defined]
+
+
+async def add_dispense(
+    session: AsyncSession, dispense: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> int:
+    """Insert a dispense and its lines; return its row id.
+
+    One round trip on PostgreSQL, two on SQLite (`kit.database.insert_with_lines`).
+    """
+    new_id = await insert_with_lines(session, DISPENSE, dispense, LINE, "dispense_id", lines)
+    assert new_id is not None
+    return new_id
 
 
 async def lines_of(session: AsyncSession, dispense_ids: Sequence[int]) -> dict[int, list[DispenseLine]]:
