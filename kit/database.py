@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -78,8 +79,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    url = settings.resolved_database_url
+def _unique_statement_name() -> str:
+    return f"__erx_{uuid.uuid4().hex}__"
+
+
+def connect_args(settings: Settings, *, read_only: bool = False) -> dict[str, Any]:
+    """asyncpg's connection arguments for this deployment.
+
+    Behind PgBouncer in transaction mode (before 1.21, or without `max_prepared_statements`)
+    consecutive transactions of one client connection run on different server connections, so
+    a prepared statement cached on one is unknown on the next: no statement caches, and each
+    prepared statement gets a name of its own so two never collide on a server connection.
+    """
+    args: dict[str, Any] = {}
+    if settings.database_pgbouncer:
+        args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    elif read_only:
+        # A write sent to the read engine fails loudly even when it points at the primary.
+        # (PgBouncer passes no such startup parameter on, hence not there.)
+        args["server_settings"] = {"default_transaction_read_only": "on"}
+    return args
+
+
+def create_engine(settings: Settings, url: str | None = None, *, read_only: bool = False) -> AsyncEngine:
+    url = url or settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=settings.database_echo, poolclass=NullPool)
@@ -91,16 +118,25 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        # An error's text never quotes the statement's values (identity numbers, names).
+        hide_parameters=True,
+        connect_args=connect_args(settings, read_only=read_only),
     )
 
 
 class Database:
-    """The engine and session factory of one running service."""
+    """The engine and session factory of one running service (or of its read replica)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, url: str | None = None, *, read_only: bool = False) -> None:
         self.settings = settings
-        self.engine = create_engine(settings)
+        self.read_only = read_only
+        self.engine = create_engine(settings, url, read_only=read_only)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def capacity(self) -> int:
+        """The most connections this engine's pool may hold (0: unpooled SQLite)."""
+        return 0 if self.dialect == "sqlite" else 2 * self.settings.database_pool_size
 
     @property
     def dialect(self) -> str:
@@ -163,3 +199,17 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function" commits before the response is sent, so a 201 is never followed by a
 # failed commit.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the read replica (READ_DATABASE_URL), else on the primary; for public reads.
+
+    A replica lags the primary by its replication delay: what was just written may not show
+    yet. Only reads that may be that stale use it; nothing here writes.
+    """
+    database: Database = request.app.state.runtime.read_database
+    async with database.sessionmaker() as session, session.begin():
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]

@@ -21,7 +21,7 @@ from eprescribe.prescriptions.schemas import (
 from eprescribe.registry import service as registry
 from eprescribe.registry.exceptions import PrescriberNotAllowed
 from eprescribe.registry.schemas import ClientStatus, FacilityRecord, PrescriberRecord
-from kit import audit, idempotency
+from kit import audit, idempotency, metrics
 from kit.errors import Forbidden, InvalidContent, field_error
 from kit.runtime import Runtime
 from kit.settings import Settings
@@ -82,6 +82,7 @@ async def _store(
         actor_code=facility.facility_code,
         action=audit.AccessAction.CREATE,
     )
+    metrics.PRESCRIPTIONS_SUBMITTED.labels(payload.kind).inc()
     return idempotency.Answer(201, created_body(prescription, base_url))
 
 

@@ -18,7 +18,7 @@ from eprescribe.prescriptions.exceptions import NotDispensable, PrescriptionNotF
 from eprescribe.prescriptions.schemas import CONTROLLED_KINDS, Line, PrescriptionRecord
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
-from kit import audit, idempotency, throttle
+from kit import audit, idempotency, metrics, throttle
 from kit.audit import AccessAction, ActorKind, Refusal
 from kit.errors import FieldErrors, InvalidContent, Throttled, field_error
 from kit.runtime import Runtime
@@ -120,6 +120,8 @@ async def _resolve(
     if found is None:
         await attempt.failed(refused_with_error=True)
         await _log(session, pharmacy, marker, audit.refused(action, Refusal.NOT_FOUND), address, durable=True)
+        if action is AccessAction.LOOKUP:
+            metrics.LOOKUPS.labels("not_found").inc()
         raise PrescriptionNotFound(marker)
     return found
 
@@ -169,6 +171,7 @@ async def lookup(
         session, runtime, pharmacy=pharmacy, text=text, action=AccessAction.LOOKUP, address=address, pace=pace
     )
     await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
+    metrics.LOOKUPS.labels("found").inc()
     prescriber_name, facility_name = await prescriptions.names_of(session, found)
     substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in found.lines])
     name = found.patient.full_name
@@ -335,6 +338,7 @@ async def _dispense(
         raise QuantityExceeded("A line no longer has the quantity asked for; nothing was dispensed")
     record = await _record_dispense(session, pharmacy, locked, body, now)
     await _log(session, pharmacy, locked.code, AccessAction.DISPENSE, address)
+    metrics.DISPENSES.inc()
     answer = {
         "dispense_id": record.dispense_id,
         "prescription_status": moved.status,
