@@ -90,7 +90,7 @@ class TestThroughPgBouncer:
                     *(pooled.client.get("/portal/api/v1/prices", params={"q": "para"}) for _ in range(12)),
                     return_exceptions=True,
                 )
-                failures += sum(1 for r in results if isinstance(r, Exception) or r.status_code >= 500)
+                failures += sum(1 for r in results if isinstance(r, BaseException) or r.status_code >= 500)
             assert failures > 0
         finally:
             await pooled.close()
