@@ -32,7 +32,8 @@ async def test_every_scrape_counts_the_requests_of_every_worker(pg_harness: Harn
         "ERX_SIGNING_KEY": settings.signing_key.get_secret_value() if settings.signing_key else "",
     }
     port = free_port()
-    server = subprocess.Popen(
+    server = await asyncio.to_thread(
+        subprocess.Popen,
         [ERX, "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -71,4 +72,4 @@ async def test_every_scrape_counts_the_requests_of_every_worker(pg_harness: Harn
             )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        await asyncio.to_thread(server.wait, 30)
