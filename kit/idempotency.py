@@ -75,7 +75,8 @@ async def run_once(
     answer = await work()
     await session.execute(
         update(TABLE)
-        .where(TABLE.c.id == record_id)
+        # The scope too: on Citus it is the distribution column, so the update stays on one shard.
+        .where(TABLE.c.scope == scope, TABLE.c.id == record_id)
         .values(status_code=answer.status_code, response_body=json.dumps(answer.body, default=str))
     )
     return answer

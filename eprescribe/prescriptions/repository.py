@@ -9,13 +9,23 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from eprescribe.prescriptions.models import Prescription, PrescriptionItem
+from eprescribe.prescriptions.models import Prescription, PrescriptionItem, PrescriptionPayload
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
     result = await session.execute(select(Prescription).where(col(Prescription.code) == code))
     return result.scalar_one_or_none()
+
+
+async def reload(session: AsyncSession, prescription: Prescription) -> Prescription:
+    """Read the row again after a statement changed it (by code and id: one shard on Citus)."""
+    result = await session.execute(
+        select(Prescription)
+        .where(col(Prescription.code) == prescription.code, col(Prescription.id) == prescription.id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
 
 
 async def prescription_exists(session: AsyncSession, code: str) -> bool:
@@ -25,37 +35,53 @@ async def prescription_exists(session: AsyncSession, code: str) -> bool:
 
 async def payload_seen(session: AsyncSession, digest: str) -> bool:
     result = await session.execute(
-        select(col(Prescription.id)).where(col(Prescription.payload_digest) == digest)
+        select(col(PrescriptionPayload.payload_digest)).where(
+            col(PrescriptionPayload.payload_digest) == digest
+        )
     )
     return result.first() is not None
 
 
-async def items_of(session: AsyncSession, prescription_id: int) -> list[PrescriptionItem]:
+# Queries by the prescription's id also name its code: on Citus the code routes them to one shard.
+async def items_of(session: AsyncSession, prescription_id: int, *, code: str) -> list[PrescriptionItem]:
     result = await session.execute(
         select(PrescriptionItem)
-        .where(col(PrescriptionItem.prescription_id) == prescription_id)
+        .where(
+            col(PrescriptionItem.prescription_code) == code,
+            col(PrescriptionItem.prescription_id) == prescription_id,
+        )
         .order_by(col(PrescriptionItem.line_no))
         .execution_options(populate_existing=True)
     )
     return list(result.scalars())
 
 
-async def mark_replaced(session: AsyncSession, *, prescription_id: int, replaced_by: str) -> bool:
+async def mark_replaced(session: AsyncSession, *, prescription_id: int, code: str, replaced_by: str) -> bool:
     """Replace only a prescription that is still untouched; atomic against a dispense."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.REPLACED, replaced_by_code=replaced_by)
         .returning(col(Prescription.id))
     )
     return result.first() is not None
 
 
-async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason: str, at: datetime) -> bool:
+async def mark_cancelled(
+    session: AsyncSession, *, prescription_id: int, code: str, reason: str, at: datetime
+) -> bool:
     """Cancel only while nothing is dispensed (status still `active`), in one statement."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.CANCELLED, cancelled_at=at, cancel_reason=reason)
         .returning(col(Prescription.id))
     )
@@ -66,6 +92,7 @@ async def lock_prescription(
     session: AsyncSession,
     prescription_id: int,
     *,
+    code: str,
     statuses: Collection[str] | None = None,
     valid_at: datetime | None = None,
 ) -> Prescription | None:
@@ -73,7 +100,7 @@ async def lock_prescription(
 
     PostgreSQL re-checks the WHERE clause on the row it finds after waiting for the lock.
     """
-    stmt = select(Prescription).where(col(Prescription.id) == prescription_id)
+    stmt = select(Prescription).where(col(Prescription.code) == code, col(Prescription.id) == prescription_id)
     if statuses is not None:
         stmt = stmt.where(col(Prescription.status).in_(list(statuses)))
     if valid_at is not None:
@@ -83,7 +110,7 @@ async def lock_prescription(
 
 
 async def shift_quantities(
-    session: AsyncSession, prescription_id: int, deltas: Mapping[int, int]
+    session: AsyncSession, prescription_id: int, deltas: Mapping[int, int], *, code: str
 ) -> dict[int, tuple[int, int]]:
     """Move `deltas[line_no]` units from remaining to dispensed (negative: back), in one UPDATE.
 
@@ -99,6 +126,7 @@ async def shift_quantities(
     result = await session.execute(
         update(PrescriptionItem)
         .where(
+            col(PrescriptionItem.prescription_code) == code,
             col(PrescriptionItem.prescription_id) == prescription_id,
             line_no.in_(list(deltas)),
             remaining >= delta,
@@ -110,11 +138,17 @@ async def shift_quantities(
     return {int(row[0]): (int(row[1]), int(row[2])) for row in result.all()}
 
 
-async def set_ledger_status(session: AsyncSession, prescription_id: int, status: PrescriptionStatus) -> None:
+async def set_ledger_status(
+    session: AsyncSession, prescription_id: int, status: PrescriptionStatus, *, code: str
+) -> None:
     """Store a status computed from the lines, unless the prescription was cancelled or replaced."""
     await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status).in_(list(LEDGER_STATUSES)))
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status).in_(list(LEDGER_STATUSES)),
+        )
         .values(status=status)
     )
 
@@ -136,11 +170,15 @@ async def recent_for_prescriber(
 async def add_prescription(
     session: AsyncSession, prescription: Prescription, items: Sequence[PrescriptionItem]
 ) -> None:
-    """Insert a prescription, then its lines (which need its id)."""
+    """Insert a prescription, its payload's digest, then its lines (which need its id)."""
     session.add(prescription)
+    session.add(
+        PrescriptionPayload(payload_digest=prescription.payload_digest, prescription_code=prescription.code)
+    )
     await session.flush()
     assert prescription.id is not None
     for item in items:
         item.prescription_id = prescription.id
+        item.prescription_code = prescription.code
     session.add_all(items)
     await session.flush()

@@ -118,7 +118,7 @@ def record(prescription: Prescription, items: list[PrescriptionItem]) -> Prescri
 
 async def _record(session: AsyncSession, prescription: Prescription) -> PrescriptionRecord:
     assert prescription.id is not None
-    return record(prescription, await repository.items_of(session, prescription.id))
+    return record(prescription, await repository.items_of(session, prescription.id, code=prescription.code))
 
 
 async def names_of(session: AsyncSession, found: PrescriptionRecord) -> tuple[str, str]:
@@ -170,7 +170,7 @@ async def _facility_read(session: AsyncSession, prescription: Prescription) -> F
     assert prescriber is not None
     return FacilityRead(
         prescription=prescription,
-        items=await repository.items_of(session, prescription.id),
+        items=await repository.items_of(session, prescription.id, code=prescription.code),
         prescriber=prescriber,
         status=status_at(prescription.status, prescription.valid_until, utcnow()),
     )
@@ -204,9 +204,9 @@ async def cancel(
     prescription = await _owned(session, facility, code_text, AccessAction.CANCEL, address)
     assert prescription.id is not None
     if not await repository.mark_cancelled(
-        session, prescription_id=prescription.id, reason=reason, at=utcnow()
+        session, prescription_id=prescription.id, code=prescription.code, reason=reason, at=utcnow()
     ):
-        await session.refresh(prescription)
+        prescription = await repository.reload(session, prescription)
         raise PrescriptionConflict(
             f"{prescription.code} is {prescription.status}; only a prescription with nothing dispensed can be cancelled"
         )
@@ -218,7 +218,7 @@ async def cancel(
         action=AccessAction.CANCEL,
         client_address=address,
     )
-    await session.refresh(prescription)
+    prescription = await repository.reload(session, prescription)
     return await _facility_read(session, prescription)
 
 
@@ -264,7 +264,7 @@ def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> boo
 
 
 async def lock_for_dispensing(
-    session: AsyncSession, prescription_id: int, now: datetime
+    session: AsyncSession, prescription_id: int, now: datetime, *, code: str
 ) -> PrescriptionRecord | None:
     """Lock the prescription for this transaction if it may still be dispensed; else None.
 
@@ -272,14 +272,14 @@ async def lock_for_dispensing(
     on this lock, and the lines read after it are the ones the ledger then moves.
     """
     prescription = await repository.lock_prescription(
-        session, prescription_id, statuses=DISPENSABLE, valid_at=now
+        session, prescription_id, code=code, statuses=DISPENSABLE, valid_at=now
     )
     return await _record(session, prescription) if prescription else None
 
 
-async def lock(session: AsyncSession, prescription_id: int) -> PrescriptionRecord | None:
+async def lock(session: AsyncSession, prescription_id: int, *, code: str) -> PrescriptionRecord | None:
     """Lock the prescription whatever its status (a void may reopen a dispensed one)."""
-    prescription = await repository.lock_prescription(session, prescription_id)
+    prescription = await repository.lock_prescription(session, prescription_id, code=code)
     return await _record(session, prescription) if prescription else None
 
 
@@ -308,14 +308,14 @@ async def move_quantities(
     UPDATE is the guard of last resort: None when any line lacks the quantity, and the caller
     refuses the request (its transaction rolls back, so no line moved).
     """
-    moved = await repository.shift_quantities(session, locked.id, deltas)
+    moved = await repository.shift_quantities(session, locked.id, deltas, code=locked.code)
     if len(moved) != len(deltas):
         return None
     balances = {line.line_no: (line.dispensed, line.remaining) for line in locked.lines}
     balances.update(moved)
     status = _settled(balances)
     # Stored only over a status the lines decide: a cancelled or replaced prescription keeps its own.
-    await repository.set_ledger_status(session, locked.id, status)
+    await repository.set_ledger_status(session, locked.id, status, code=locked.code)
     return LedgerMove(status=status.value, balances=balances)
 
 

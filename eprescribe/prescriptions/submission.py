@@ -203,6 +203,7 @@ def _prescription(
 def _item(index: int, item: PrescribedItem) -> PrescriptionItem:
     return PrescriptionItem(
         prescription_id=0,
+        prescription_code="",
         line_no=index + 1,
         active_ingredient=item.active_ingredient,
         strength=item.strength,
@@ -243,7 +244,9 @@ async def _insert(session: AsyncSession, prescription: Prescription, items: list
 
 async def _mark_replaced(session: AsyncSession, replaced: Prescription, code: str) -> None:
     assert replaced.id is not None
-    if not await repository.mark_replaced(session, prescription_id=replaced.id, replaced_by=code):
+    if not await repository.mark_replaced(
+        session, prescription_id=replaced.id, code=replaced.code, replaced_by=code
+    ):
         raise PrescriptionConflict(
             f"{replaced.code} can no longer be replaced: something was dispensed or it was cancelled",
             errors=[field_error(["payload", "replaces"], "not replaceable")],

@@ -254,7 +254,7 @@ async def _open_for_dispensing(
     session: AsyncSession, pharmacy: PharmacyRecord, found: PrescriptionRecord, address: str, now: datetime
 ) -> PrescriptionRecord:
     """Lock the prescription if it may be dispensed here; every other change of it queues behind."""
-    locked = await prescriptions.lock_for_dispensing(session, found.id, now)
+    locked = await prescriptions.lock_for_dispensing(session, found.id, now, code=found.code)
     if locked is None:
         current = await prescriptions.find(session, found.code)
         status = current.status_at(now) if current else found.status_at(now)
@@ -296,6 +296,7 @@ async def _record_dispense(
     lines = [
         DispenseLine(
             dispense_id=0,
+            prescription_code="",
             position=position,
             line_no=requested.line_no,
             registration_no=requested.registration_no,
@@ -399,12 +400,15 @@ async def void(
             "it can no longer be voided"
         )
     # Same lock order as a dispense: the prescription row first, then the dispense's own rows.
-    locked = await prescriptions.lock(session, record.prescription_id)
+    code = record.prescription_code
+    locked = await prescriptions.lock(session, record.prescription_id, code=code)
     assert locked is not None
-    if not await repository.mark_voided(session, dispense_pk=record.id, reason=reason, at=now):
+    if not await repository.mark_voided(
+        session, dispense_pk=record.id, prescription_code=code, reason=reason, at=now
+    ):
         raise VoidRefused(f"Dispense {record.dispense_id} was already voided")
     returned: dict[int, int] = defaultdict(int)
-    for line in (await repository.lines_of(session, [record.id])).get(record.id, []):
+    for line in (await repository.lines_of(session, [record.id], prescription_code=code)).get(record.id, []):
         returned[line.line_no] -= line.quantity
     moved = await prescriptions.move_quantities(session, locked, returned)
     if moved is None:
@@ -474,7 +478,9 @@ async def own_dispense(session: AsyncSession, *, pharmacy: PharmacyRecord, dispe
     record = await repository.get_dispense(session, dispense_id=dispense_id.strip(), pharmacy_id=pharmacy.id)
     if record is None or record.id is None:
         raise DispenseNotFound(dispense_id)
-    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
+    lines = (await repository.lines_of(session, [record.id], prescription_code=record.prescription_code)).get(
+        record.id, []
+    )
     return _dispense_view(record, lines)
 
 
@@ -511,10 +517,14 @@ class PatientDispense:
     lines: list[SoldLine]
 
 
-async def dispenses_for_patient(session: AsyncSession, prescription_id: int) -> list[PatientDispense]:
+async def dispenses_for_patient(
+    session: AsyncSession, prescription_id: int, *, code: str
+) -> list[PatientDispense]:
     """List what was handed over against this prescription, by which pharmacy, oldest first."""
-    records = await repository.dispenses_of_prescription(session, prescription_id)
-    lines = await repository.lines_of(session, [r.id for r in records if r.id is not None])
+    records = await repository.dispenses_of_prescription(session, prescription_id, code=code)
+    lines = await repository.lines_of(
+        session, [r.id for r in records if r.id is not None], prescription_code=code
+    )
     outlets = await registry.pharmacies_by_ids(session, sorted({r.pharmacy_id for r in records}))
     found: list[PatientDispense] = []
     for record in records:

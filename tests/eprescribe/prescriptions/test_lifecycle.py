@@ -64,7 +64,9 @@ class TestReplaceAndCancel:
         async with harness.runtime.database.sessionmaker() as session, session.begin():
             found = await prescriptions.find(session, created["code"])
             assert found is not None
-            locked = await prescriptions.lock_for_dispensing(session, found.id, found.issued_at)
+            locked = await prescriptions.lock_for_dispensing(
+                session, found.id, found.issued_at, code=found.code
+            )
             assert locked is not None
             moved = await prescriptions.move_quantities(session, locked, {1: 4})
             assert moved is not None and moved.balances == {1: (4, 6)}
@@ -140,4 +142,4 @@ class TestStatus:
             assert found.status_at(found.valid_until) == "active"
             later = found.valid_until + timedelta(seconds=1)
             assert found.status_at(later) == "expired"
-            assert await prescriptions.lock_for_dispensing(session, found.id, later) is None
+            assert await prescriptions.lock_for_dispensing(session, found.id, later, code=found.code) is None
