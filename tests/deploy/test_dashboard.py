@@ -23,7 +23,7 @@ def exposed() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
-            for suffix in SUFFIXES[value._type]:
+            for suffix in SUFFIXES[str(value._type)]:
                 found[value._name + suffix] = set(value._labelnames)
     return found
 
