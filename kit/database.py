@@ -83,7 +83,7 @@ def _unique_statement_name() -> str:
     return f"__erx_{uuid.uuid4().hex}__"
 
 
-def connect_args(settings: Settings, *, read_only: bool = False) -> dict[str, Any]:
+def connect_args(settings: Settings) -> dict[str, Any]:
     """asyncpg's connection arguments for this deployment.
 
     Behind PgBouncer in transaction mode (before 1.21, or without `max_prepared_statements`)
@@ -98,14 +98,10 @@ def connect_args(settings: Settings, *, read_only: bool = False) -> dict[str, An
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": _unique_statement_name,
         }
-    elif read_only:
-        # A write sent to the read engine fails loudly even when it points at the primary.
-        # (PgBouncer passes no such startup parameter on, hence not there.)
-        args["server_settings"] = {"default_transaction_read_only": "on"}
     return args
 
 
-def create_engine(settings: Settings, url: str | None = None, *, read_only: bool = False) -> AsyncEngine:
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +116,7 @@ def create_engine(settings: Settings, url: str | None = None, *, read_only: bool
         pool_pre_ping=True,
         # An error's text never quotes the statement's values (identity numbers, names).
         hide_parameters=True,
-        connect_args=connect_args(settings, read_only=read_only),
+        connect_args=connect_args(settings),
     )
 
 
@@ -130,7 +126,8 @@ class Database:
     def __init__(self, settings: Settings, url: str | None = None, *, read_only: bool = False) -> None:
         self.settings = settings
         self.read_only = read_only
-        self.engine = create_engine(settings, url, read_only=read_only)
+        # A replica refuses writes itself (hot standby); nothing here writes through it.
+        self.engine = create_engine(settings, url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
