@@ -77,6 +77,10 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
+# Any token is a method to the server: labels only take the ones the routes know.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_of(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
@@ -126,8 +130,9 @@ class Telemetry:
             elapsed = time.perf_counter() - started
             _current.reset(token)
             route = _route_of(scope)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             if self.metrics:
-                metrics.observe_request(scope["method"], route, status, elapsed)
+                metrics.observe_request(method, route, status, elapsed)
             if self.log_requests:
                 self.log.log(
                     logging.ERROR if status >= 500 else logging.INFO,
@@ -136,7 +141,7 @@ class Telemetry:
                         "erx": {
                             "request_id": request_id,
                             "service": self.service,
-                            "method": scope["method"],
+                            "method": method,
                             "route": route,
                             "status": status,
                             "duration_ms": round(elapsed * 1000, 2),

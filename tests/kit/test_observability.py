@@ -192,6 +192,18 @@ class TestMetrics:
         assert grew("erx_refusals_total", problem="prescription-not-found") == 1
         assert code not in after, "raw paths never become labels"
 
+    async def test_unknown_methods_share_one_label(self, pg_harness: Harness) -> None:
+        before = (await pg_harness.client.get("/metrics")).text
+        assert (await pg_harness.client.request("BREW-COFFEE", "/healthz")).status_code == 405
+        after = (await pg_harness.client.get("/metrics")).text
+        assert "BREW-COFFEE" not in after
+        labels = {"method": "OTHER", "route": "/healthz", "status": "405"}
+        assert (
+            metric(after, "erx_http_requests_total", **labels)
+            - metric(before, "erx_http_requests_total", **labels)
+            == 1
+        )
+
     async def test_pool_use_and_throttled_attempts(self, make_harness: HarnessFactory) -> None:
         harness = await make_harness("postgresql", throttle_block_failures=2, throttle_free_failures=1)
         before = (await harness.client.get("/metrics")).text
