@@ -212,6 +212,8 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # `/readyz` reads the schema's revision through Alembic, which says so at info every time.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
     _listener.start()
     atexit.register(_listener.stop)
