@@ -38,7 +38,7 @@ from rich.progress import (
 
 from bench import jose, project
 
-SEED_VERSION = 1
+SEED_VERSION = 2
 DATABASE = "erx_bench"
 BATCH = 10_000
 PROVINCES = {
@@ -452,7 +452,7 @@ async def seed(
         next_id, next_item = 1, 1
         generator = _prescriptions(rng, plan, prescribers, facility_names, by_kind, now, valid_until)
         while next_id <= plan.prescriptions:
-            p_rows, i_rows, log_rows = [], [], []
+            p_rows, i_rows, d_rows, log_rows = [], [], [], []
             for _ in range(min(BATCH, plan.prescriptions - next_id + 1)):
                 p, lines = next(generator)
                 while p["code"] in used_codes:
@@ -522,8 +522,11 @@ async def seed(
                     diagnoses=json.dumps(p["diagnoses"], ensure_ascii=False),
                 )
                 p_rows.append(p)
+                d_rows.append({"payload_digest": p["payload_digest"], "prescription_code": p["code"]})
                 for line in lines:
-                    i_rows.append({**line, "id": next_item, "prescription_id": next_id})
+                    i_rows.append(
+                        {**line, "id": next_item, "prescription_id": next_id, "prescription_code": p["code"]}
+                    )
                     next_item += 1
                 log_rows.append(
                     {
@@ -536,6 +539,7 @@ async def seed(
                 )
                 next_id += 1
             await copier.copy("prescription", p_rows)
+            await copier.copy("prescription_payload", d_rows)
             await copier.copy("prescription_item", i_rows)
             await copier.copy("access_log", log_rows)
             progress.advance(task, len(p_rows))

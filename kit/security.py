@@ -119,16 +119,22 @@ class KeyRing:
         return ECKey.import_key({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
 
     @classmethod
-    def load(cls, settings: Settings) -> KeyRing:
-        """Read keys from settings, else from the data directory, generating one on first run."""
+    def load(cls, settings: Settings, *, create: bool = True) -> KeyRing:
+        """Read keys from settings, else from the data directory, generating one on first run.
+
+        `create=False` (the readiness check) only reads: no key there is an error.
+        """
         if settings.signing_key is not None:
             data = json.loads(settings.signing_key.get_secret_value())
             items = data.get("keys", [data])
             return cls([_import_private(item) for item in items])
         key_dir = settings.data_dir / "keys"
-        key_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            key_dir.mkdir(parents=True, exist_ok=True)
         files = sorted(key_dir.glob("signing-*.jwk.json"))
         if not files:
+            if not create:
+                raise ValueError(f"no signing key in {key_dir}")
             cls._generate_first(key_dir)
             files = sorted(key_dir.glob("signing-*.jwk.json"))
         return cls([_import_private(json.loads(f.read_text())) for f in files])

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import Column, Integer, String, bindparam, case, select
+from sqlalchemy import Column, Integer, String, bindparam, case, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from kit import metrics
 from kit.database import UTCDateTime, on_rollback, upsert
 from kit.errors import Throttled
 from kit.settings import Settings
@@ -147,6 +148,7 @@ async def _pace() -> AsyncIterator[Pace]:
 
 
 def refuse(found: Verdict) -> Throttled:
+    metrics.THROTTLED.inc()
     return Throttled(
         "Too many failed attempts; try again later / Quá nhiều lần thử sai, vui lòng thử lại sau",
         retry_after=found.retry_after,
@@ -191,6 +193,15 @@ async def guard(session: AsyncSession, settings: Settings, keys: list[Subject], 
 PaceDep = Annotated[Pace, Depends(_pace, scope="function")]
 
 
+async def purge_stale(session: AsyncSession, settings: Settings, *, now: datetime, limit: int) -> int:
+    """Delete up to `limit` counters whose window has passed (they count nothing any more)."""
+    table = ThrottleCounter.__table__  # type: ignore[attr-defined]
+    cutoff = now - timedelta(seconds=settings.throttle_window_seconds)
+    stale = select(table.c.key).where(table.c.window_start <= cutoff).limit(limit)
+    result = await session.execute(delete(table).where(table.c.key.in_(stale.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 __all__ = [
     "Attempt",
     "Pace",
@@ -202,6 +213,7 @@ __all__ = [
     "code_key",
     "count_failure",
     "guard",
+    "purge_stale",
     "refuse",
     "subjects",
     "verdict",

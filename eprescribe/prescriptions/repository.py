@@ -8,18 +8,28 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Select, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 if TYPE_CHECKING:
     from kit.database import AnyRow
 
-from eprescribe.prescriptions.models import Prescription, PrescriptionItem
+from eprescribe.prescriptions.models import Prescription, PrescriptionItem, PrescriptionPayload
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
 from kit.database import insert_with_lines
 
 RX = Prescription.__table__  # type: ignore[attr-defined]
 ITEM = PrescriptionItem.__table__  # type: ignore[attr-defined]
+PAYLOAD = PrescriptionPayload.__table__  # type: ignore[attr-defined]
+PAYLOAD_OF_PRESCRIPTION = (PAYLOAD, (("payload_digest", "payload_digest"), ("prescription_code", "code")))
+PAYLOAD_KEY = "pk_prescription_payload"
+
+
+class PayloadReplayed(Exception):
+    """The signed payload was accepted before (raised where only `prescription_payload` knows)."""
+
+
 # What other modules receive of a prescription (the prescriber's JWS stays behind).
 HEADER = (
     RX.c.id,
@@ -66,21 +76,23 @@ LINE = (
 )
 
 
-def _with_lines(by: str, lock: bool) -> Select[Any]:
+def _with_lines(lock: bool) -> Select[Any]:
+    # Joined on the code too: on Citus it is the distribution column, so the join stays on a shard.
+    joined = (ITEM.c.prescription_code == RX.c.code) & (ITEM.c.prescription_id == RX.c.id)
     stmt = (
-        select(*HEADER, *LINE).join_from(RX, ITEM, ITEM.c.prescription_id == RX.c.id).order_by(ITEM.c.line_no)
+        select(*HEADER, *LINE)
+        .join_from(RX, ITEM, joined)
+        .where(RX.c.code == bindparam("code"))
+        .order_by(ITEM.c.line_no)
     )
-    stmt = stmt.where((RX.c.code if by == "code" else RX.c.id) == bindparam("value"))
     return stmt.with_for_update() if lock else stmt
 
 
-# Built once per (key, lock): the hot paths read and lock prescriptions by these.
-_WITH_LINES = {(by, lock): _with_lines(by, lock) for by in ("code", "id") for lock in (False, True)}
+# Built once: the hot paths read and lock prescriptions by these.
+_WITH_LINES = {lock: _with_lines(lock) for lock in (False, True)}
 
 
-async def with_lines(
-    session: AsyncSession, *, code: str | None = None, prescription_id: int | None = None, lock: bool = False
-) -> list[AnyRow]:
+async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) -> list[AnyRow]:
     """A prescription's header and lines as one joined result, one row per line (one round trip).
 
     With `lock`, the prescription and its lines are locked for this transaction (SELECT ... FOR
@@ -89,9 +101,7 @@ async def with_lines(
     version of the rows it locked but the old snapshot of any row it merely joined, and the ledger
     moves from the quantities read here.
     """
-    by = "code" if code is not None else "id"
-    stmt = _WITH_LINES[(by, lock)]
-    return list((await session.execute(stmt, {"value": code if code is not None else prescription_id})).all())
+    return list((await session.execute(_WITH_LINES[lock], {"code": code})).all())
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
@@ -99,39 +109,65 @@ async def get_prescription(session: AsyncSession, code: str) -> Prescription | N
     return result.scalar_one_or_none()
 
 
+async def reload(session: AsyncSession, prescription: Prescription) -> Prescription:
+    """Read the row again after a statement changed it (by code and id: one shard on Citus)."""
+    result = await session.execute(
+        select(Prescription)
+        .where(col(Prescription.code) == prescription.code, col(Prescription.id) == prescription.id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
+
+
 async def payload_seen(session: AsyncSession, digest: str) -> bool:
     result = await session.execute(
-        select(col(Prescription.id)).where(col(Prescription.payload_digest) == digest)
+        select(col(PrescriptionPayload.payload_digest)).where(
+            col(PrescriptionPayload.payload_digest) == digest
+        )
     )
     return result.first() is not None
 
 
-async def items_of(session: AsyncSession, prescription_id: int) -> list[PrescriptionItem]:
+# Queries by the prescription's id also name its code: on Citus the code routes them to one shard.
+async def items_of(session: AsyncSession, prescription_id: int, *, code: str) -> list[PrescriptionItem]:
     result = await session.execute(
         select(PrescriptionItem)
-        .where(col(PrescriptionItem.prescription_id) == prescription_id)
+        .where(
+            col(PrescriptionItem.prescription_code) == code,
+            col(PrescriptionItem.prescription_id) == prescription_id,
+        )
         .order_by(col(PrescriptionItem.line_no))
         .execution_options(populate_existing=True)
     )
     return list(result.scalars())
 
 
-async def mark_replaced(session: AsyncSession, *, prescription_id: int, replaced_by: str) -> bool:
+async def mark_replaced(session: AsyncSession, *, prescription_id: int, code: str, replaced_by: str) -> bool:
     """Replace only a prescription that is still untouched; atomic against a dispense."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.REPLACED, replaced_by_code=replaced_by)
         .returning(col(Prescription.id))
     )
     return result.first() is not None
 
 
-async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason: str, at: datetime) -> bool:
+async def mark_cancelled(
+    session: AsyncSession, *, prescription_id: int, code: str, reason: str, at: datetime
+) -> bool:
     """Cancel only while nothing is dispensed (status still `active`), in one statement."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.CANCELLED, cancelled_at=at, cancel_reason=reason)
         .returning(col(Prescription.id))
     )
@@ -139,7 +175,11 @@ async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason:
 
 
 async def move_quantities(
-    session: AsyncSession, prescription_id: int, deltas: Mapping[int, int], settled: PrescriptionStatus
+    session: AsyncSession,
+    prescription_id: int,
+    code: str,
+    deltas: Mapping[int, int],
+    settled: PrescriptionStatus,
 ) -> dict[int, tuple[int, int]]:
     """Move `deltas[line_no]` units from remaining to dispensed (negative: back) and settle the status.
 
@@ -155,6 +195,7 @@ async def move_quantities(
     if session.get_bind().dialect.name == "postgresql":
         params = {
             "prescription": prescription_id,
+            "code": code,
             "lines": list(deltas),
             "deltas": list(deltas.values()),
             "settled": settled.value,
@@ -165,6 +206,7 @@ async def move_quantities(
     moved = (
         update(ITEM)
         .where(
+            ITEM.c.prescription_code == code,
             ITEM.c.prescription_id == prescription_id,
             ITEM.c.line_no.in_(list(deltas)),
             ITEM.c.remaining >= delta,
@@ -177,7 +219,7 @@ async def move_quantities(
     if len(found) == len(deltas):
         await session.execute(
             update(RX)
-            .where(RX.c.id == prescription_id, RX.c.status.in_(list(LEDGER_STATUSES)))
+            .where(RX.c.code == code, RX.c.id == prescription_id, RX.c.status.in_(list(LEDGER_STATUSES)))
             .values(status=settled)
         )
     return found
@@ -197,6 +239,7 @@ def _move_pg() -> Select[Any]:
     moved = (
         update(ITEM)
         .where(
+            ITEM.c.prescription_code == bindparam("code"),
             ITEM.c.prescription_id == bindparam("prescription"),
             ITEM.c.line_no == wanted.c.line_no,
             ITEM.c.remaining >= wanted.c.delta,
@@ -209,7 +252,12 @@ def _move_pg() -> Select[Any]:
     every_line = select(func.count()).select_from(moved).scalar_subquery() == bindparam("count")
     settle = (
         update(RX)
-        .where(RX.c.id == bindparam("prescription"), RX.c.status.in_(list(LEDGER_STATUSES)), every_line)
+        .where(
+            RX.c.code == bindparam("code"),
+            RX.c.id == bindparam("prescription"),
+            RX.c.status.in_(list(LEDGER_STATUSES)),
+            every_line,
+        )
         .values(status=bindparam("settled"))
         .returning(RX.c.id)
         .cte("settled")
@@ -236,5 +284,24 @@ async def recent_headers(
 async def add_prescription(
     session: AsyncSession, row: dict[str, Any], lines: Sequence[dict[str, Any]]
 ) -> int | None:
-    """Insert a prescription and its lines; None, and nothing stored, when a unique index refuses it."""
-    return await insert_with_lines(session, RX, row, ITEM, "prescription_id", lines, skip_conflict=True)
+    """Insert a prescription, its lines and its payload's digest; None, and nothing stored, when a
+    unique index refuses it (a code in use or, on one node, a replayed payload).
+
+    On Citus the payload's uniqueness lives only in `prescription_payload` (another shard): a
+    replay there raises `PayloadReplayed`, and the transaction is then beyond use.
+    """
+    try:
+        return await insert_with_lines(
+            session,
+            RX,
+            row,
+            ITEM,
+            "prescription_id",
+            lines,
+            skip_conflict=True,
+            beside=PAYLOAD_OF_PRESCRIPTION,
+        )
+    except IntegrityError as exc:
+        if PAYLOAD_KEY in str(exc.orig):
+            raise PayloadReplayed from exc
+        raise

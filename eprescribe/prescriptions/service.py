@@ -170,7 +170,7 @@ async def _facility_read(session: AsyncSession, prescription: Prescription) -> F
     assert prescriber is not None
     return FacilityRead(
         prescription=prescription,
-        items=await repository.items_of(session, prescription.id),
+        items=await repository.items_of(session, prescription.id, code=prescription.code),
         prescriber=prescriber,
         status=status_at(prescription.status, prescription.valid_until, utcnow()),
     )
@@ -204,9 +204,9 @@ async def cancel(
     prescription = await _owned(session, facility, code_text, AccessAction.CANCEL, address)
     assert prescription.id is not None
     if not await repository.mark_cancelled(
-        session, prescription_id=prescription.id, reason=reason, at=utcnow()
+        session, prescription_id=prescription.id, code=prescription.code, reason=reason, at=utcnow()
     ):
-        await session.refresh(prescription)
+        prescription = await repository.reload(session, prescription)
         raise PrescriptionConflict(
             f"{prescription.code} is {prescription.status}; only a prescription with nothing dispensed can be cancelled"
         )
@@ -218,7 +218,7 @@ async def cancel(
         action=AccessAction.CANCEL,
         client_address=address,
     )
-    await session.refresh(prescription)
+    prescription = await repository.reload(session, prescription)
     return await _facility_read(session, prescription)
 
 
@@ -251,7 +251,7 @@ async def recent_for_prescriber(
 
 async def find(session: AsyncSession, code: str) -> PrescriptionRecord | None:
     """The prescription with this canonical code, whoever asks (the caller decides who may see it)."""
-    return _from_rows(await repository.with_lines(session, code=code))
+    return _from_rows(await repository.with_lines(session, code))
 
 
 def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> bool:
@@ -262,18 +262,14 @@ def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> boo
     return qr.matches(keyring, scanned, expected)
 
 
-async def lock(
-    session: AsyncSession, *, code: str | None = None, prescription_id: int | None = None
-) -> PrescriptionRecord | None:
+async def lock(session: AsyncSession, code: str) -> PrescriptionRecord | None:
     """Find and lock a prescription for this transaction, whatever its status (one round trip).
 
     Dispenses, voids, a cancellation or a replacement of the same prescription queue on this
     lock, and the lines returned are the ones the ledger then moves. The caller checks whether
     the status still allows what it is about to do (`dispensable`).
     """
-    return _from_rows(
-        await repository.with_lines(session, code=code, prescription_id=prescription_id, lock=True)
-    )
+    return _from_rows(await repository.with_lines(session, code, lock=True))
 
 
 def dispensable(found: PrescriptionRecord, now: datetime) -> bool:
@@ -312,7 +308,7 @@ async def move_quantities(
         dispensed, remaining = expected[line_no]
         expected[line_no] = (dispensed + delta, remaining - delta)
     status = _settled(expected)
-    moved = await repository.move_quantities(session, locked.id, deltas, status)
+    moved = await repository.move_quantities(session, locked.id, locked.code, deltas, status)
     if len(moved) != len(deltas):
         return None
     balances.update(moved)

@@ -20,7 +20,7 @@ from eprescribe.prescriptions.schemas import (
 )
 from eprescribe.registry.exceptions import PrescriberNotAllowed
 from eprescribe.registry.schemas import ClientStatus, FacilityRecord
-from kit import audit, idempotency
+from kit import audit, idempotency, metrics
 from kit.errors import Forbidden, InvalidContent, field_error
 from kit.runtime import Runtime
 from kit.settings import Settings
@@ -83,6 +83,7 @@ async def _store(
         actor_code=facility.facility_code,
         action=audit.AccessAction.CREATE,
     )
+    metrics.PRESCRIPTIONS_SUBMITTED.labels(payload.kind).inc()
     return idempotency.Answer(201, created_body(code, valid_until, base_url))
 
 
@@ -226,6 +227,7 @@ def _line(index: int, item: PrescribedItem) -> dict[str, Any]:
     }
 
 
+REPLAY = "This signed prescription was already submitted (replay refused)"
 # A drawn code is taken by another prescription once in 7.8e10 draws; a few tries always do.
 CODE_DRAWS = 5
 
@@ -252,10 +254,16 @@ async def _insert(
         row = _prescription(payload, signed, facility, compact, code, now)
         claims = qr.claims(code, row["kind"], row["facility_code"], row["valid_until"], digest_of_lines)
         row |= {"lines_digest": digest_of_lines, "qr_text": qr.text(runtime.keyring, code, claims)}
-        if await repository.add_prescription(session, row, lines) is not None:
+        try:
+            stored = await repository.add_prescription(
+                session, row, [line | {"prescription_code": code} for line in lines]
+            )
+        except repository.PayloadReplayed:
+            raise PrescriptionConflict(REPLAY) from None
+        if stored is not None:
             return code, row["valid_until"]
         if await repository.payload_seen(session, signed.digest):
-            raise PrescriptionConflict("This signed prescription was already submitted (replay refused)")
+            raise PrescriptionConflict(REPLAY)
         if chosen:
             raise PrescriptionConflict(
                 f"Code {code} is already in use", errors=[field_error(["payload", "code"], "already in use")]
@@ -265,7 +273,9 @@ async def _insert(
 
 async def _mark_replaced(session: AsyncSession, replaced: Prescription, code: str) -> None:
     assert replaced.id is not None
-    if not await repository.mark_replaced(session, prescription_id=replaced.id, replaced_by=code):
+    if not await repository.mark_replaced(
+        session, prescription_id=replaced.id, code=replaced.code, replaced_by=code
+    ):
         raise PrescriptionConflict(
             f"{replaced.code} can no longer be replaced: something was dispensed or it was cancelled",
             errors=[field_error(["payload", "replaces"], "not replaceable")],

@@ -18,7 +18,7 @@ from eprescribe.prescriptions.exceptions import NotDispensable, PrescriptionNotF
 from eprescribe.prescriptions.schemas import CONTROLLED_KINDS, Line, PrescriptionRecord
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
-from kit import audit, idempotency, throttle
+from kit import audit, idempotency, metrics, throttle
 from kit.audit import AccessAction, ActorKind, Refusal
 from kit.errors import FieldErrors, InvalidContent, Throttled, field_error
 from kit.runtime import Runtime
@@ -125,6 +125,8 @@ async def _resolve(
     if found is None:
         await attempt.failed(refused_with_error=True)
         await _log(session, pharmacy, marker, audit.refused(action, Refusal.NOT_FOUND), address, durable=True)
+        if action is AccessAction.LOOKUP:
+            metrics.LOOKUPS.labels("not_found").inc()
         raise PrescriptionNotFound(marker)
     return found
 
@@ -181,6 +183,7 @@ async def lookup(
         finder=lambda code: prescriptions.find(session, code),
     )
     await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
+    metrics.LOOKUPS.labels("found").inc()
     substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in found.lines])
     name = found.patient.full_name
     return GatewayPrescription(
@@ -335,7 +338,7 @@ async def _dispense(
         action=AccessAction.DISPENSE,
         address=address,
         pace=pace,
-        finder=lambda code: prescriptions.lock(session, code=code),
+        finder=lambda code: prescriptions.lock(session, code),
     )
     now = utcnow()
     await _check_dispensable(session, pharmacy, locked, address, now)
@@ -347,6 +350,7 @@ async def _dispense(
         raise QuantityExceeded("A line no longer has the quantity asked for; nothing was dispensed")
     dispense_id = await _record_dispense(session, pharmacy, locked, body, now)
     await _log(session, pharmacy, locked.code, AccessAction.DISPENSE, address)
+    metrics.DISPENSES.inc()
     answer = {
         "dispense_id": dispense_id,
         "prescription_status": moved.status,
@@ -407,12 +411,15 @@ async def void(
             "it can no longer be voided"
         )
     # Same lock order as a dispense: the prescription row first, then the dispense's own rows.
-    locked = await prescriptions.lock(session, prescription_id=record.prescription_id)
+    code = record.prescription_code
+    locked = await prescriptions.lock(session, code)
     assert locked is not None
-    if not await repository.mark_voided(session, dispense_pk=record.id, reason=reason, at=now):
+    if not await repository.mark_voided(
+        session, dispense_pk=record.id, prescription_code=code, reason=reason, at=now
+    ):
         raise VoidRefused(f"Dispense {record.dispense_id} was already voided")
     returned: dict[int, int] = defaultdict(int)
-    for line in (await repository.lines_of(session, [record.id])).get(record.id, []):
+    for line in (await repository.lines_of(session, [record.id], prescription_code=code)).get(record.id, []):
         returned[line.line_no] -= line.quantity
     moved = await prescriptions.move_quantities(session, locked, returned)
     if moved is None:
@@ -482,7 +489,9 @@ async def own_dispense(session: AsyncSession, *, pharmacy: PharmacyRecord, dispe
     record = await repository.get_dispense(session, dispense_id=dispense_id.strip(), pharmacy_id=pharmacy.id)
     if record is None or record.id is None:
         raise DispenseNotFound(dispense_id)
-    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
+    lines = (await repository.lines_of(session, [record.id], prescription_code=record.prescription_code)).get(
+        record.id, []
+    )
     return _dispense_view(record, lines)
 
 
@@ -519,10 +528,14 @@ class PatientDispense:
     lines: list[SoldLine]
 
 
-async def dispenses_for_patient(session: AsyncSession, prescription_id: int) -> list[PatientDispense]:
+async def dispenses_for_patient(
+    session: AsyncSession, prescription_id: int, *, code: str
+) -> list[PatientDispense]:
     """List what was handed over against this prescription, by which pharmacy, oldest first."""
-    records = await repository.dispenses_of_prescription(session, prescription_id)
-    lines = await repository.lines_of(session, [r.id for r in records if r.id is not None])
+    records = await repository.dispenses_of_prescription(session, prescription_id, code=code)
+    lines = await repository.lines_of(
+        session, [r.id for r in records if r.id is not None], prescription_code=code
+    )
     outlets = await registry.pharmacies_by_ids(session, sorted({r.pharmacy_id for r in records}))
     found: list[PatientDispense] = []
     for record in records:

@@ -265,7 +265,7 @@ async def view(
     found = await prescriptions.read_for_patient(session, canonical, address=client_address(request))
     if found is None:
         return _ask_page(request, canonical)
-    dispenses = await dispensing.dispenses_for_patient(session, found.id)
+    dispenses = await dispensing.dispenses_for_patient(session, found.id, code=found.code)
     numbers = sorted({line.registration_no for d in dispenses for line in d.lines})
     products = await catalogue.products_by_registration(session, numbers)
     entries = await prescriptions.access_entries(session, found.code)

@@ -1,7 +1,7 @@
 """prescriptions keep the prescriber's and the facility's names as issued
 
 Revision ID: 20261203_prescription_names
-Revises: 20261202_merge
+Revises: 20261203_dispense_line_shard_key
 Create Date: 2026-12-03 09:00:00
 
 The names printed on a prescription are those of the day it was signed; a lookup reads them
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_prescription_names"
-down_revision: str | Sequence[str] | None = "20261202_merge"
+down_revision: str | Sequence[str] | None = "20261203_dispense_line_shard_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,7 +64,7 @@ class TestReplaceAndCancel:
         async with harness.runtime.database.sessionmaker() as session, session.begin():
             found = await prescriptions.find(session, created["code"])
             assert found is not None
-            locked = await prescriptions.lock(session, code=found.code)
+            locked = await prescriptions.lock(session, found.code)
             assert locked is not None and prescriptions.dispensable(locked, found.issued_at)
             moved = await prescriptions.move_quantities(session, locked, {1: 4})
             assert moved is not None and moved.balances == {1: (4, 6)}
