@@ -6,7 +6,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, Select, bindparam, case, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -194,12 +205,13 @@ async def move_quantities(
         return {}
     if session.get_bind().dialect.name == "postgresql":
         params = {
-            "prescription": prescription_id,
-            "code": code,
+            "rx_id": prescription_id,
+            "rx_code": code,
             "lines": list(deltas),
             "deltas": list(deltas.values()),
             "settled": settled.value,
             "count": len(deltas),
+            "ledger": [status.value for status in LEDGER_STATUSES],
         }
         return {int(r[0]): (int(r[1]), int(r[2])) for r in (await session.execute(_MOVE_PG, params)).all()}
     delta = case(dict(deltas), value=ITEM.c.line_no)
@@ -231,6 +243,9 @@ def _move_pg() -> Select[Any]:
     The lines and their deltas come as two arrays; the status is settled in the same statement,
     only when every line moved.
     """
+    # Parameter names no column has: an UPDATE turns a parameter named like a column into a SET.
+    code = bindparam("rx_code", type_=String())
+    prescription = bindparam("rx_id", type_=BigInteger())
     wanted = (
         func.unnest(bindparam("lines", type_=ARRAY(Integer)), bindparam("deltas", type_=ARRAY(Integer)))
         .table_valued("line_no", "delta")
@@ -239,11 +254,11 @@ def _move_pg() -> Select[Any]:
     moved = (
         update(ITEM)
         .where(
-            ITEM.c.prescription_code == bindparam("code"),
-            ITEM.c.prescription_id == bindparam("prescription"),
+            ITEM.c.prescription_code == code,
+            ITEM.c.prescription_id == prescription,
             ITEM.c.line_no == wanted.c.line_no,
             ITEM.c.remaining >= wanted.c.delta,
-            ITEM.c.dispensed + wanted.c.delta >= 0,
+            ITEM.c.dispensed + wanted.c.delta >= literal_column("0"),
         )
         .values(remaining=ITEM.c.remaining - wanted.c.delta, dispensed=ITEM.c.dispensed + wanted.c.delta)
         .returning(ITEM.c.line_no, ITEM.c.dispensed, ITEM.c.remaining)
@@ -253,9 +268,9 @@ def _move_pg() -> Select[Any]:
     settle = (
         update(RX)
         .where(
-            RX.c.code == bindparam("code"),
-            RX.c.id == bindparam("prescription"),
-            RX.c.status.in_(list(LEDGER_STATUSES)),
+            RX.c.code == code,
+            RX.c.id == prescription,
+            RX.c.status.in_(bindparam("ledger", expanding=True)),
             every_line,
         )
         .values(status=bindparam("settled"))
