@@ -6,7 +6,7 @@ process (httpx over ASGI, no sockets) on the seeded bench database, and beside i
 limit app of `bench/minimal` (same SQL, no framework), in alternating rounds. It prints, per
 scenario, the best round's CPU time per request of each (this process's CPU time, minus what an
 empty `/healthz` costs the same way: the transport), their ratio, and the system's database round
-trips per request (statements plus BEGIN and COMMIT, counted with SQLAlchemy events). The best of
+trips per request (statements counted by asyncpg's query log, plus BEGIN and COMMIT). The best of
 several rounds drops the time stolen by neighbours; use it to compare two versions of the code.
 `make bench` measures throughput.
 """
@@ -97,8 +97,15 @@ async def _system(url: str, registry: Registry) -> AsyncIterator[Target]:
     def tally(*_args: Any) -> None:
         trips[0] += 1
 
-    for name in ("before_cursor_execute", "begin", "commit"):
-        event.listen(runtime.database.engine.sync_engine, name, tally)
+    def watch(dbapi_connection: Any, _record: Any) -> None:
+        # asyncpg's own query log sees every statement, whichever path sent it (SQLAlchemy's or
+        # kit.prepared's straight to the driver); BEGIN and COMMIT are counted where they start.
+        dbapi_connection.driver_connection.add_query_logger(tally)
+
+    engine = runtime.database.engine.sync_engine
+    event.listen(engine, "connect", watch)
+    for name in ("begin", "commit"):
+        event.listen(engine, name, tally)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client:
