@@ -25,3 +25,19 @@ def vn_today(now: datetime | None = None) -> date:
 def start_of_vn_day(day: date) -> datetime:
     """00:00:00 of a Vietnamese calendar day, as an aware instant."""
     return datetime.combine(day, time(), VIETNAM_TIME)
+
+
+# The last second of a day: a deadline people read as "until the end of 07/12" is this instant,
+# and `now > deadline` turns true at 24:00 (the instant is shown to the second everywhere).
+END_OF_DAY = time(23, 59, 59)
+
+
+def end_of_vn_day(day: date) -> datetime:
+    """23:59:59 of a Vietnamese calendar day, as an aware instant."""
+    return datetime.combine(day, END_OF_DAY, VIETNAM_TIME)
+
+
+def is_end_of_vn_day(value: datetime) -> bool:
+    """Whether an instant is the last second of its Vietnamese day (a deadline by the day)."""
+    local = value.astimezone(VIETNAM_TIME)
+    return local.time().replace(microsecond=0) == END_OF_DAY

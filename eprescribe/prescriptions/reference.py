@@ -26,7 +26,7 @@ def kind_of_category() -> dict[str, str]:
 def policy_for_forms() -> dict[str, Any]:
     """The policy table and the chronic list for a form's script (no copies of the rules in JS)."""
     return {
-        "collection_days": POLICY.collection_window.days,
+        "collection_days": POLICY.collection_days,
         "max_days_supply": POLICY.max_days_supply,
         "max_days_supply_chronic": POLICY.max_days_supply_chronic,
         "narcotic_max_days_acute": POLICY.narcotic_max_days_acute,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eprescribe.prescriptions import checks, codes, qr, repository, signature
 from eprescribe.prescriptions.exceptions import PrescriptionConflict
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem
-from eprescribe.prescriptions.policy import POLICY, is_hiv
+from eprescribe.prescriptions.policy import collection_deadline, is_hiv
 from eprescribe.prescriptions.schemas import (
     PrescribedItem,
     PrescriptionPayload,
@@ -176,7 +176,7 @@ def _prescription(
         facility_code=payload.facility_code,
         prescriber_id=signed.prescriber.prescriber_id,
         issued_at=payload.issued_at,
-        valid_until=payload.issued_at + POLICY.collection_window,
+        valid_until=collection_deadline(payload.issued_at),
         replaces_code=codes.canonical(payload.replaces) if payload.replaces else None,
         patient_full_name=patient.full_name,
         patient_date_of_birth=patient.date_of_birth,
