@@ -45,7 +45,8 @@ def _collation_units(text: str) -> list[tuple[int, int]]:
         if char == "đ":
             units.append((100 + _LETTER_RANK["đ"], 0))
             continue
-        base, *marks = unicodedata.normalize("NFD", char)
+        decomposed = unicodedata.normalize("NFD", char)
+        base, marks = decomposed[0], decomposed[1:]
         tone = 0
         for mark in marks:
             if (base, mark) in _MODIFIED:
