@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
-from kit.errors import install_problem_handlers, problem_response
+from kit import error_pages
+from kit.errors import problem_response
 from kit.runtime import Runtime, RuntimeDep
 from kit.settings import Settings, get_settings
 
@@ -55,7 +56,8 @@ def build_app(
 
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
     app.state.runtime = runtime
-    install_problem_handlers(app)
+    # problem+json for programs; an HTML page in the visitor's language for a browser on a page.
+    error_pages.install(app)
     app.include_router(common_router)
     for router in routers:
         app.include_router(router)

@@ -113,6 +113,30 @@ def _ask_page(
     return response
 
 
+def code_in(text: str) -> str | None:
+    """The prescription code in what a patient typed or pasted: the code, the QR text or the link."""
+    text = text.strip().rstrip("/")
+    return prescriptions.code_from_scanned(text.rsplit("/", 1)[-1]) if text else None
+
+
+@router.get("/rx")
+async def open_page(request: Request, code: Annotated[str | None, Query(max_length=4000)] = None) -> Response:
+    """Ask for the code printed on the prescription, then open that prescription's page."""
+    error = None
+    if code is not None:
+        found = code_in(code)
+        if found is not None:
+            return RedirectResponse(_url(found), status_code=303)
+        error = web.MESSAGES.text(web.choose_language(request).lang, "rx.open.bad_code")
+    return site.render(
+        request,
+        "patient_open.html",
+        {"home": "/rx", "nav": [], "csrf": "", "sign_out_url": "", "error": error, "typed": code or ""},
+        status_code=422 if error else 200,
+        cache_seconds=0 if error or code else 300,
+    )
+
+
 @router.post("/rx/{code}")
 async def answer(
     code: str,
