@@ -117,8 +117,10 @@ class InvalidContent(DomainError):
         super().__init__(detail, errors=errors, **kwargs)
 
     @classmethod
-    def field(cls, loc: Sequence[str | int], msg: str) -> InvalidContent:
-        return cls(msg, errors=[field_error(loc, msg)])
+    def field(
+        cls, loc: Sequence[str | int], msg: str, code: str | None = None, **params: Any
+    ) -> InvalidContent:
+        return cls(msg, errors=[field_error(loc, msg, code, **params)])
 
     @classmethod
     def from_errors(cls, errors: FieldErrors) -> InvalidContent:

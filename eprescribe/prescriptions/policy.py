@@ -116,6 +116,8 @@ class SupplyLimit:
 
     days: int
     why: str
+    # Which rule set the limit, for the refusal's code: normal, chronic, narcotic_acute, ...
+    rule: str
 
 
 def supply_limit(kind: str, *, chronic: bool, cancer_or_aids: bool) -> SupplyLimit:
@@ -123,17 +125,27 @@ def supply_limit(kind: str, *, chronic: bool, cancer_or_aids: bool) -> SupplyLim
     if kind == PrescriptionKind.NARCOTIC:
         if cancer_or_aids:
             days = POLICY.narcotic_max_days_per_round
-            return SupplyLimit(days, f"narcotics: at most {days} days per round for cancer/AIDS patients")
+            return SupplyLimit(
+                days, f"narcotics: at most {days} days per round for cancer/AIDS patients", "narcotic_round"
+            )
         days = POLICY.narcotic_max_days_acute
-        return SupplyLimit(days, f"narcotics: at most {days} days for acute illness")
+        return SupplyLimit(days, f"narcotics: at most {days} days for acute illness", "narcotic_acute")
     if kind == PrescriptionKind.PSYCHOTROPIC:
         if chronic:
             days = POLICY.psychotropic_max_days_long_term
-            return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for long-term treatment")
+            return SupplyLimit(
+                days,
+                f"psychotropics/precursors: at most {days} days for long-term treatment",
+                "psychotropic_long",
+            )
         days = POLICY.psychotropic_max_days_acute
-        return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for acute illness")
+        return SupplyLimit(
+            days, f"psychotropics/precursors: at most {days} days for acute illness", "psychotropic_acute"
+        )
     if chronic:
         days = POLICY.max_days_supply_chronic
-        return SupplyLimit(days, f"at most {days} days of supply with a chronic diagnosis")
+        return SupplyLimit(days, f"at most {days} days of supply with a chronic diagnosis", "chronic")
     days = POLICY.max_days_supply
-    return SupplyLimit(days, f"at most {days} days of supply (90 needs a diagnosis on the chronic list)")
+    return SupplyLimit(
+        days, f"at most {days} days of supply (90 needs a diagnosis on the chronic list)", "normal"
+    )

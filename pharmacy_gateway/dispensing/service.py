@@ -208,22 +208,34 @@ async def _products_for_lines(
         loc: list[str | int] = ["body", "items", index]
         line = by_line.get(requested.line_no)
         if line is None:
-            errors.append(field_error([*loc, "line_no"], f"the prescription has no line {requested.line_no}"))
+            errors.append(
+                field_error(
+                    [*loc, "line_no"],
+                    f"the prescription has no line {requested.line_no}",
+                    "line_not_on_prescription",
+                    line=requested.line_no,
+                )
+            )
             continue
         product = products.get(requested.registration_no)
         if product is None:
-            errors.append(field_error([*loc, "registration_no"], "no such product in the national catalogue"))
+            errors.append(
+                field_error(
+                    [*loc, "registration_no"], "no such product in the national catalogue", "not_in_catalogue"
+                )
+            )
             continue
         if product.key != line.key:
             errors.append(
                 field_error(
                     [*loc, "registration_no"],
                     "the product's active ingredient, strength or dosage form differs from the prescribed line",
+                    "product_differs_from_line",
                 )
             )
             continue
         if requested.expiry_date is not None and requested.expiry_date < today:
-            errors.append(field_error([*loc, "expiry_date"], "this batch has expired"))
+            errors.append(field_error([*loc, "expiry_date"], "this batch has expired", "batch_expired"))
             continue
         wanted[requested.line_no] += requested.quantity
     if errors:
@@ -241,6 +253,10 @@ def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: Presc
                 field_error(
                     ["body", "items", index, "quantity"],
                     f"{quantity} asked for line {line_no}, only {remaining[line_no]} remain",
+                    "quantity_exceeds_remaining",
+                    asked=quantity,
+                    line=line_no,
+                    remaining=remaining[line_no],
                 )
             )
     if errors:

@@ -134,6 +134,7 @@ class TestSubstitution:
             {
                 "loc": ["body", "items", 1, "registration_no"],
                 "msg": "the product's active ingredient, strength or dosage form differs from the prescribed line",
+                "code": "product_differs_from_line",
             }
         ]
         assert await balances(api, world, code) == ("active", [(1, 0, 10)])
