@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
@@ -41,3 +42,18 @@ def is_end_of_vn_day(value: datetime) -> bool:
     """Whether an instant is the last second of its Vietnamese day (a deadline by the day)."""
     local = value.astimezone(VIETNAM_TIME)
     return local.time().replace(microsecond=0) == END_OF_DAY
+
+
+_DAY_FIRST = re.compile(r"^(\d{1,2})[/.\- ](\d{1,2})[/.\- ](\d{4})$")
+
+
+def parse_day(text: str) -> date | None:
+    """A day as people type it here, `20/06/1985` (day first, `/ . -` or space), or `1985-06-20`."""
+    text = text.strip()
+    try:
+        match = _DAY_FIRST.match(text)
+        if match:
+            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        return date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None

@@ -39,6 +39,7 @@ from pharmacy_gateway.dispensing.schemas import (
     PatientSummary,
     Pharmacist,
     Substitute,
+    receipt_id_prefix,
 )
 
 # The access log's code column holds 14 characters: an unparsable guess keeps a recognisable head.
@@ -543,3 +544,17 @@ async def dispenses_for_patient(session: AsyncSession, prescription_id: int) -> 
             )
         )
     return found
+
+
+async def own_dispense_by_receipt(
+    session: AsyncSession, *, pharmacy: PharmacyRecord, receipt_no: str
+) -> DispenseView | None:
+    """This pharmacy's dispense with the short number printed on its receipt, if there is one."""
+    prefix = receipt_id_prefix(receipt_no)
+    if prefix is None:
+        return None
+    record = await repository.dispense_with_id_prefix(session, pharmacy_id=pharmacy.id, prefix=prefix)
+    if record is None or record.id is None:
+        return None
+    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
+    return _dispense_view(record, lines)

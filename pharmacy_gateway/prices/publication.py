@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -54,7 +55,8 @@ HEADER_ALIASES = {
 
 
 def _column(name: str | None) -> str | None:
-    folded = fold((name or "").replace("_", " ")).strip(" .:")
+    # `Giá (đồng)` is the price column too: what is in brackets only explains.
+    folded = fold(re.sub(r"\(.*?\)", "", (name or "").replace("_", " "))).strip(" .:")
     return next((column for column, aliases in HEADER_ALIASES.items() if folded in aliases), None)
 
 
