@@ -233,17 +233,17 @@ function check(lines) {
     const read = readLine(line);
     const own = [];
     const quantity = read.quantityText === "" ? 0 : parseWhole(read.quantityText);
-    if (quantity === null) own.push(t("quantity_whole"));
-    else if (quantity > read.max) own.push(t("quantity_max", { max: read.max }));
+    if (quantity === null) own.push(["quantity", t("quantity_whole")]);
+    else if (quantity > read.max) own.push(["quantity", t("quantity_max", { max: read.max })]);
     if (quantity) {
       const price = parseWhole(read.priceText);
-      if (read.priceText === "") own.push(t("price_needed"));
-      else if (price === null) own.push(t("price_whole"));
+      if (read.priceText === "") own.push(["unit_price", t("price_needed")]);
+      else if (price === null) own.push(["unit_price", t("price_whole")]);
       let expiry = null;
       if (read.expiryText) {
         expiry = parseExpiry(read.expiryText);
-        if (!expiry) own.push(t("expiry_bad"));
-        else if (compareDays(expiry, today) < 0) own.push(t("expiry_past"));
+        if (!expiry) own.push(["expiry_date", t("expiry_bad")]);
+        else if (compareDays(expiry, today) < 0) own.push(["expiry_date", t("expiry_past")]);
       }
       if (!own.length) {
         const item = { line_no: read.lineNo, registration_no: read.registrationNo, quantity, unit_price: price };
@@ -253,12 +253,14 @@ function check(lines) {
       }
     }
     const slot = line.querySelector("[data-error-for]");
-    if (slot) slot.textContent = own.join(" ");
-    line.querySelectorAll('[name="quantity"], [name="unit_price"], [name="expiry_date"]').forEach((input) => {
-      if (own.length) input.setAttribute("aria-invalid", "true");
+    if (slot) slot.textContent = own.map(([, text]) => text).join(" ");
+    const wrong = new Set(own.map(([field]) => field));
+    for (const name of ["quantity", "unit_price", "expiry_date"]) {
+      const input = line.querySelector(`[name="${name}"]`);
+      if (wrong.has(name)) input.setAttribute("aria-invalid", "true");
       else input.removeAttribute("aria-invalid");
-    });
-    for (const text of own) problems.push(t("line", { line: read.lineNo, message: text }));
+    }
+    for (const [, text] of own) problems.push(t("line", { line: read.lineNo, message: text }));
   }
   return { items, problems };
 }
