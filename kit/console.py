@@ -26,7 +26,7 @@ from kit.web_session import SessionKind, WebSession
 ClientT = TypeVar("ClientT")
 
 # Messages every console script gets beside its own: field errors by code, refusals by problem type.
-JS_SHARED_PREFIXES = ("error.", "web.problem.", "web.error.")
+JS_SHARED_PREFIXES = ("error.", "web.problem.", "web.error.", "web.deadline.")
 
 # Re-load a session's client from its principal; raises Unauthorized when it may no longer act.
 LoadClient = Callable[[AsyncSession, Principal], Awaitable[ClientT]]

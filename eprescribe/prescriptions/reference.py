@@ -37,6 +37,8 @@ def policy_for_forms() -> dict[str, Any]:
         "cancer_icd10_prefixes": list(POLICY.cancer_icd10_prefixes),
         "hiv_icd10_blocks": list(POLICY.hiv_icd10_blocks),
         "controlled_kinds": sorted(str(k) for k in POLICY.controlled_kinds),
+        # The narcotic form names the patient by citizen ID: also on the paper.
+        "national_id_required_kinds": sorted(str(k) for k in POLICY.national_id_required_kinds),
         "kind_of_category": kind_of_category(),
         "chronic_icd10": sorted(chronic_conditions().entries),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,3 +144,29 @@ async def add_prescription(
         item.prescription_id = prescription.id
     session.add_all(items)
     await session.flush()
+
+
+async def prescriptions_of_patient(
+    session: AsyncSession,
+    facility_code: str,
+    *,
+    national_id: str | None = None,
+    insurance_no: str | None = None,
+    date_of_birth: date | None = None,
+    limit: int,
+) -> list[Prescription]:
+    """One facility's prescriptions of a patient, newest first, by one identifier (each indexed).
+
+    A name is matched by the caller among the rows of its date of birth.
+    """
+    stmt = select(Prescription).where(col(Prescription.facility_code) == facility_code)
+    if national_id is not None:
+        stmt = stmt.where(col(Prescription.patient_national_id) == national_id)
+    elif insurance_no is not None:
+        stmt = stmt.where(col(Prescription.patient_insurance_no) == insurance_no)
+    elif date_of_birth is not None:
+        stmt = stmt.where(col(Prescription.patient_date_of_birth) == date_of_birth)
+    else:
+        return []
+    result = await session.execute(stmt.order_by(col(Prescription.issued_at).desc()).limit(limit))
+    return list(result.scalars())
