@@ -315,7 +315,7 @@ async def view(
             "offers": offers,
             "basket_lines": basket_lines,
             "province": province,
-            "provinces": sorted(provinces.values(), key=lambda pr: pr.name(lang)),
+            "provinces": sorted(provinces.values(), key=lambda pr: pr.sort_key(lang)),
             "province_name": provinces[province].name(lang) if province in provinces else province,
             "vn": VIETNAM_TIME,
         },

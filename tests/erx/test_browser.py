@@ -307,7 +307,8 @@ def _prescriber(browser: Browser, live: str, dept: Department, facility: dict[st
 
     # The A5 paper prescription: the QR as inline SVG and the code in large type.
     created.locator("a.result-code").click()
-    expect(page.locator(".paper-qr svg path")).to_have_count(1)
+    # Two QR codes: the signed one for the pharmacy, and the patient's own page.
+    expect(page.locator(".paper-qr svg path")).to_have_count(2)
     expect(page.locator(".paper-code")).to_have_text(code)
     page.emulate_media(media="print")
     page.set_viewport_size({"width": 560, "height": 794})  # A5 at 96 dpi
@@ -352,9 +353,9 @@ def _pharmacist(browser: Browser, live: str, pharmacy: tuple[str, str], code: st
     expect(result).to_be_visible()
     expect(page.locator('fieldset.line[data-line="1"] [data-remaining]')).to_have_text("12")
     shot(page, "6-dispensed")
-    result.get_by_role("link").click()
+    result.get_by_role("link").first.click()
     expect(page.locator("[data-total]")).to_contain_text("7.200")
-    expect(page.locator("[data-dispense-id]")).to_be_visible()
+    expect(page.locator("[data-receipt-no]")).to_be_visible()
     shot(page, "7-receipt")
     page.goto(f"{live}/console/pharmacy/dispenses")
     expect(page.locator("tr[data-dispense]")).to_have_count(1)
