@@ -40,14 +40,18 @@ class TestHome:
         codes = OPTION.findall(home.text)
         provinces = registry.provinces()
         names = [provinces[c].name("vi") for c in codes]
-        assert names.index("Bắc Ninh") < names.index("Cà Mau") < names.index("Cần Thơ") < names.index("Đà Nẵng")
+        assert (
+            names.index("Bắc Ninh") < names.index("Cà Mau") < names.index("Cần Thơ") < names.index("Đà Nẵng")
+        )
         assert names.index("Hà Nội") < names.index("Thành phố Hồ Chí Minh") < names.index("Huế")
         stripped = [n.removeprefix("Thành phố ") for n in names]
         assert stripped == sorted(stripped, key=vietnamese_sort_key)
 
 
 class TestMoreProducts:
-    async def test_and_n_more_products_opens_every_match(self, portal_api: Portal, client: httpx.AsyncClient) -> None:
+    async def test_and_n_more_products_opens_every_match(
+        self, portal_api: Portal, client: httpx.AsyncClient
+    ) -> None:
         word = rand(6, string.ascii_lowercase)
         made = [await portal_api.product(ingredient=f"{word} {i}", name=f"Siro {word} {i}") for i in range(9)]
         search = await client.get("/search", params={"q": word})
