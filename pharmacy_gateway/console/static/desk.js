@@ -111,6 +111,15 @@ $("code-form").addEventListener("submit", async (event) => {
   await lookup(text);
 });
 
+// A USB scanner types like a keyboard: keys typed while no field has the focus (the heading of
+// the prescription just shown, say) go to the code field, so the next scan is never lost.
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  const editing = target instanceof HTMLElement && target.closest("input, select, textarea, button, a, [contenteditable]");
+  if (editing || event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return;
+  codeInput.focus();
+});
+
 // ---- the camera ------------------------------------------------------------------------------
 
 const video = $("scan-video");

@@ -113,6 +113,12 @@ def test_a_sale_at_the_counter_from_scan_to_the_days_takings(live: Live) -> None
             page.click("#rearm")
             expect(page.locator("#qty-1")).to_have_value("0")
             expect(page.locator("#qty-2")).to_have_value("10")
+            # The focus is on the prescription's heading: the next scan still lands in the code field.
+            expect(page.locator("#rx-title")).to_be_focused()
+            page.keyboard.type(code.lower())
+            expect(page.locator("#code-input")).to_have_value(code.lower())
+            page.keyboard.press("Enter")
+            expect(page.locator('section[data-armed="true"]')).to_be_visible()
 
             # The receipt, A5 and on an 80 mm roll.
             page.goto(f"{live.base}/console/pharmacy/dispenses")
