@@ -39,7 +39,7 @@ const splitOffer = $("split-offer");
 const splitOk = $("split-ok");
 const sessionNote = $("session-note");
 
-const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false, replaces: null, replacesKind: null, sessionEnded: false };
+const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false, replaces: null, replacesKind: null, origin: null, sessionEnded: false };
 let signingKey = null;
 
 // ---- dates and rules (the values come from the server's policy table) ----------------------
@@ -301,6 +301,7 @@ function snapshot() {
     split: splitOk.checked,
     replaces: state.replaces,
     replacesKind: state.replacesKind,
+    origin: state.origin,
   };
 }
 
@@ -323,6 +324,7 @@ function apply(draft) {
   splitOk.checked = Boolean(draft.split);
   state.replaces = draft.replaces || null;
   state.replacesKind = draft.replacesKind || null;
+  state.origin = draft.origin || null;
   renderDiagnoses();
   renderLines();
   restoring = false;
@@ -354,6 +356,7 @@ function fromPrefill(prefill) {
     split: false,
     replaces: prefill.mode === "replace" ? prefill.source : null,
     replacesKind: prefill.mode === "replace" ? prefill.kind : null,
+    origin: `${prefill.mode}:${prefill.source}`,
   };
 }
 
@@ -364,13 +367,15 @@ function showDraftNote(text, { restorable = false } = {}) {
 }
 
 function startForm() {
-  if (page.prefill) {
+  const draft = loadDraft(DRAFT);
+  // A reload of the same renewal or correction carries on with what was changed since.
+  const same = page.prefill && draft && draft.origin === `${page.prefill.mode}:${page.prefill.source}`;
+  if (page.prefill && !same) {
     const hadDraft = setAside(DRAFT);
     apply(fromPrefill(page.prefill));
     if (hadDraft) showDraftNote(t("draft_set_aside"), { restorable: true });
     return;
   }
-  const draft = loadDraft(DRAFT);
   if (draft && !isEmpty(draft)) {
     apply(draft);
     showDraftNote(t("draft_restored", { when: formatMoment(draft.savedAt) }));
@@ -382,6 +387,7 @@ $("draft-discard").addEventListener("click", () => {
   resetPatient();
   state.lines = [];
   state.replaces = null;
+  state.origin = null;
   renderLines();
   validate();
   $("draft-note").hidden = true;
@@ -781,6 +787,7 @@ async function send(event) {
     if (replacedNow) state.replaces = null;
     if (!state.lines.length) {
       resetPatient();
+      state.origin = null;
       clearDraft(DRAFT);
       $("draft-note").hidden = true;
     }

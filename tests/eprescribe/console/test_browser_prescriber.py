@@ -101,7 +101,7 @@ def test_a_session_that_ends_mid_form_resumes_after_signing_in_again(live: Live)
             note = page.locator("#session-note")
             expect(note).to_be_visible()
             expect(note).to_contain_text("Phiên làm việc đã hết")
-            expect(page.locator("#form-errors")).to_contain_text("Đơn chưa được gửi")
+            expect(page.locator("#form-errors")).to_contain_text("Chưa gửi được đơn")
             shot(page, "prescriber-1-session-ended")
 
             # Signing in again in another tab: that desk opens with what was typed.
