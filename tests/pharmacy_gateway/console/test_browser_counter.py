@@ -161,6 +161,28 @@ def test_a_sale_at_the_counter_from_scan_to_the_days_takings(live: Live) -> None
             expect(page.locator('[data-total="voided"]')).to_have_text("1")
             shot(page, "counter-6-days-sales-after-void")
 
+            # The price list: what is listed now, and an upload explained row by row.
+            page.goto(f"{live.base}/console/pharmacy/prices")
+            expect(page.locator('tr[data-listed="VD-32666-21"]')).to_contain_text("700 ₫")
+            expect(page.locator("#price-file-name")).to_have_text("Chưa chọn tệp")
+            bad = "Số đăng ký;Giá;Đơn vị\r\nVD-32666-21;1.600;viên\r\nVD-32666-21x;abc;viên\r\n"
+            page.set_input_files(
+                "#price-file", {"name": "gia.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+            )
+            expect(page.locator("#price-file-name")).to_have_text("gia.csv")
+            page.get_by_role("button", name="Tải lên và niêm yết").click()
+            refused = page.locator("#prices-errors")
+            expect(refused).to_contain_text("Dòng 3, Số đăng ký: Không có sản phẩm này")
+            expect(refused).to_contain_text("Dòng 3, Giá: Cần một số nguyên.")
+            good = "Số đăng ký;Giá;Đơn vị\r\nVD-32666-21;1.600;viên\r\n"
+            page.set_input_files(
+                "#price-file", {"name": "gia.csv", "mimeType": "text/csv", "buffer": good.encode()}
+            )
+            page.get_by_role("button", name="Tải lên và niêm yết").click()
+            expect(page.locator("#prices-report")).to_be_visible()
+            expect(page.locator('tr[data-listed="VD-32666-21"]')).to_contain_text("1.600 ₫")
+            shot(page, "counter-7-price-list")
+
             # On a phone, nothing scrolls sideways.
             page.set_viewport_size({"width": 360, "height": 740})
             assert sideways_overflow(page) == 0
