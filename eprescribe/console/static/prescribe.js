@@ -4,6 +4,8 @@
 // in the page's language (../erx/i18n.js), whatever the browser's own language is.
 import { cryptoAvailable, findKeyFor, signJws } from "./keystore.js";
 import { combobox, csrfFetch, el, problemOf } from "./common.js";
+import { fieldErrors } from "./fielderrors.js";
+import { ageInMonths, parseWeight, rulesOf } from "./rules.js";
 import { clearDraft, draftKey, loadDraft, resumeSession, saveDraft, setAside, takePrevious } from "./draft.js";
 import {
   compareDays,
@@ -23,8 +25,7 @@ const page = readJson("console-page");
 const policy = readJson("console-policy");
 const messages = readJson("console-text");
 const t = translator(messages, "console.js.");
-const chronic = new Set(policy.chronic_icd10);
-const KINDS = ["c", "n", "h", "y", "t"];
+const rules = rulesOf(policy);
 const FIELDS = ["p-full-name", "p-dob", "p-gender", "p-national-id", "p-insurance", "p-phone", "p-address", "p-weight", "g-full-name", "g-national-id", "g-phone", "notes", "follow-up"];
 const DRAFT = draftKey(page.facility_code, page.prescriber_id);
 
@@ -38,131 +39,10 @@ const diagnosesBox = $("diagnoses");
 const splitOffer = $("split-offer");
 const splitOk = $("split-ok");
 const sessionNote = $("session-note");
+const errorsOf = fieldErrors(form, summary);
 
 const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false, replaces: null, replacesKind: null, origin: null, sessionEnded: false };
 let signingKey = null;
-
-// ---- dates and rules (the values come from the server's policy table) ----------------------
-
-function ageInMonths(born, on) {
-  let months = (on.y - born.y) * 12 + (on.m - born.m);
-  if (on.d < born.d) months -= 1;
-  return months;
-}
-
-function isChronic(code) {
-  const upper = code.toUpperCase();
-  return chronic.has(upper) || chronic.has(upper.slice(0, 3));
-}
-
-function isCancerOrAids(code) {
-  const upper = code.toUpperCase();
-  return (
-    policy.cancer_icd10_prefixes.some((prefix) => upper.startsWith(prefix)) ||
-    policy.hiv_icd10_blocks.includes(upper.slice(0, 3))
-  );
-}
-
-function kindOf(line) {
-  if (line.drug.category === "traditional" && line.decoction) return "t";
-  return policy.kind_of_category[line.drug.category];
-}
-
-function daysLimit(kind) {
-  const chronicDx = state.diagnoses.some((d) => isChronic(d.icd10));
-  const cancerOrAids = state.diagnoses.some((d) => isCancerOrAids(d.icd10));
-  if (kind === "n") {
-    return cancerOrAids
-      ? { limit: policy.narcotic_max_days_per_round, why: "limit.narcotic_round" }
-      : { limit: policy.narcotic_max_days_acute, why: "limit.narcotic_acute" };
-  }
-  if (kind === "h") {
-    return chronicDx
-      ? { limit: policy.psychotropic_max_days_long_term, why: "limit.psychotropic_long" }
-      : { limit: policy.psychotropic_max_days_acute, why: "limit.psychotropic_acute" };
-  }
-  return chronicDx
-    ? { limit: policy.max_days_supply_chronic, why: "limit.chronic" }
-    : { limit: policy.max_days_supply, why: "limit.normal" };
-}
-
-function groups() {
-  const byKind = new Map();
-  state.lines.forEach((line, index) => {
-    const kind = kindOf(line);
-    if (!byKind.has(kind)) byKind.set(kind, []);
-    byKind.get(kind).push(index);
-  });
-  return KINDS.filter((kind) => byKind.has(kind)).map((kind) => [kind, byKind.get(kind)]);
-}
-
-// 3,5 or 3.5 kg: Vietnamese write decimals with a comma.
-function parseWeight(text) {
-  const cleaned = text.trim().replace(",", ".");
-  return /^\d{1,3}(\.\d{1,2})?$/.test(cleaned) ? Number(cleaned) : null;
-}
-
-// ---- field errors ----------------------------------------------------------------------
-
-function errorSlot(loc) {
-  return form.querySelector(`[data-error-for="${CSS.escape(loc)}"]`);
-}
-
-function linkError(input, slot) {
-  if (!slot.id) slot.id = `error-${Math.random().toString(36).slice(2)}`;
-  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-  if (!described.includes(slot.id)) input.setAttribute("aria-describedby", [...described, slot.id].join(" "));
-}
-
-function initErrorLinks(root) {
-  for (const input of root.querySelectorAll("[data-loc]")) {
-    const slot = errorSlot(input.dataset.loc);
-    if (slot) linkError(input, slot);
-  }
-}
-
-function clearErrors() {
-  for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
-  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-}
-
-// Show an error on the most specific part of the form that exists for `loc`.
-function setError(loc, message) {
-  const parts = loc.split(".");
-  while (parts.length) {
-    const key = parts.join(".");
-    const slot = errorSlot(key);
-    if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
-      const input = form.querySelector(`[data-loc="${CSS.escape(key)}"]`);
-      if (input) input.setAttribute("aria-invalid", "true");
-      return key;
-    }
-    parts.pop();
-  }
-  return null;
-}
-
-function showSummary(title, errors) {
-  const list = summary.querySelector("ul");
-  summary.querySelector("h2").textContent = title;
-  list.replaceChildren(
-    ...errors.map((error) => {
-      const input = error.loc ? form.querySelector(`[data-loc="${CSS.escape(error.loc)}"]`) : null;
-      const text = error.label ? `${error.label}: ${error.message}` : error.message;
-      return el("li", {}, input && input.id ? el("a", { href: `#${input.id}`, text }) : text);
-    }),
-  );
-  summary.hidden = errors.length === 0;
-  if (errors.length) summary.focus();
-}
-
-function labelOf(loc) {
-  const input = form.querySelector(`[data-loc="${CSS.escape(loc)}"]`);
-  if (!input || !input.id) return "";
-  const label = form.querySelector(`label[for="${CSS.escape(input.id)}"]`);
-  return label ? label.textContent.replace("*", "").trim() : "";
-}
 
 // ---- reading the form --------------------------------------------------------------------
 
@@ -219,7 +99,7 @@ function validate() {
 
   const nationalId = value("p-national-id");
   if (nationalId && !/^[0-9]{12}$/.test(nationalId)) add("patient.national_id", t("national_id_format"));
-  const kinds = groups().map(([kind]) => kind);
+  const kinds = rules.groupsOf(state.lines).map(([kind]) => kind);
   if (kinds.includes("n") && !nationalId) add("patient.national_id", t("national_id_narcotic"));
   const guardianId = value("g-national-id");
   if (guardianId && !/^[0-9]{12}$/.test(guardianId)) add("patient.guardian.national_id", t("national_id_format"));
@@ -247,7 +127,7 @@ function validate() {
     if (!line.unit.trim() && show(`${loc}.unit`)) add(`${loc}.unit`, t("required"));
     if (!line.instructions.trim() && show(`${loc}.instructions`)) add(`${loc}.instructions`, t("required"));
     const days = Number(line.days_supply);
-    const { limit, why } = daysLimit(kindOf(line));
+    const { limit, why } = rules.daysLimit(rules.kindOf(line), state.diagnoses);
     if (line.days_supply === "") {
       if (show(`${loc}.days_supply`)) add(`${loc}.days_supply`, t("required"));
     } else if (!(Number.isInteger(days) && days > 0)) {
@@ -263,15 +143,15 @@ function validate() {
     else if (compareDays(follow, today) < 0) add("follow_up_date", t("follow_up_past"));
   }
 
-  clearErrors();
-  for (const error of errors) setError(error.loc, error.message);
+  errorsOf.clear();
+  for (const error of errors) errorsOf.set(error.loc, error.message);
   updateKinds();
   keep();
   return errors;
 }
 
 function updateKinds() {
-  const found = groups();
+  const found = rules.groupsOf(state.lines);
   const box = $("kind-summary");
   box.replaceChildren(
     ...found.map(([kind, indices]) =>
@@ -351,7 +231,7 @@ function fromPrefill(prefill) {
       notes: prefill.notes,
       "follow-up": "",
     },
-    diagnoses: prefill.diagnoses.map((d) => ({ ...d, chronic: isChronic(d.icd10) })),
+    diagnoses: prefill.diagnoses.map((d) => ({ ...d, chronic: rules.isChronic(d.icd10) })),
     lines: prefill.lines,
     split: false,
     replaces: prefill.mode === "replace" ? prefill.source : null,
@@ -514,7 +394,7 @@ function renderLines() {
   linesBox.replaceChildren(
     ...state.lines.map((line, index) => {
       const drug = line.drug;
-      const kind = kindOf(line);
+      const kind = rules.kindOf(line);
       const card = el(
         "div",
         { class: "line", role: "group", "aria-label": drug.name, "data-line": index },
@@ -569,7 +449,7 @@ function renderLines() {
             )
           : null,
       );
-      initErrorLinks(card);
+      errorsOf.linkAll(card);
       return card;
     }),
   );
@@ -683,8 +563,8 @@ function serverErrors(problem, indices) {
     if (loc[0] === "items" && typeof loc[1] === "number" && indices[loc[1]] !== undefined) loc[1] = indices[loc[1]];
     const key = loc.join(".");
     const text = errorText(messages, error);
-    const where = setError(key, text);
-    shown.push({ loc: where || "", label: where ? labelOf(where) : "", message: text });
+    const where = errorsOf.set(key, text);
+    shown.push({ loc: where || "", label: where ? errorsOf.labelOf(where) : "", message: text });
   }
   if (!shown.length) shown.push({ loc: "", message: problemText(messages, problem, problem.status) });
   return shown;
@@ -727,20 +607,20 @@ async function send(event) {
   state.submitted = true;
   const errors = validate();
   if (errors.length) {
-    showSummary(t("fix_first"), errors.map((e) => ({ ...e, label: labelOf(e.loc) })));
+    errorsOf.showSummary(t("fix_first"), errors.map((e) => ({ ...e, label: errorsOf.labelOf(e.loc) })));
     return;
   }
-  const found = groups();
+  const found = rules.groupsOf(state.lines);
   if (found.length > 1 && !splitOk.checked) {
-    showSummary(t("fix_first"), [{ loc: "", message: t("split_offer", { count: found.length }) }]);
+    errorsOf.showSummary(t("fix_first"), [{ loc: "", message: t("split_offer", { count: found.length }) }]);
     splitOk.focus();
     return;
   }
   if (!signingKey) {
-    showSummary(t("fix_first"), [{ loc: "", message: t("key_missing") }]);
+    errorsOf.showSummary(t("fix_first"), [{ loc: "", message: t("key_missing") }]);
     return;
   }
-  showSummary("", []);
+  errorsOf.showSummary("", []);
   state.sending = true;
   sendButton.disabled = true;
   const done = new Set();
@@ -760,12 +640,12 @@ async function send(event) {
       });
       if (!response.ok) {
         const problem = await problemOf(response);
-        clearErrors();
+        errorsOf.clear();
         if (response.status === 401) {
           sessionEnded();
-          showSummary(t("not_sent"), [{ loc: "", message: t("session_ended_kept") }]);
+          errorsOf.showSummary(t("not_sent"), [{ loc: "", message: t("session_ended_kept") }]);
         } else {
-          showSummary(t("server_refused"), serverErrors(problem, indices));
+          errorsOf.showSummary(t("server_refused"), serverErrors(problem, indices));
         }
         sendStatus.textContent = "";
         break;
@@ -775,7 +655,7 @@ async function send(event) {
       indices.forEach((index) => done.add(index));
     }
   } catch {
-    showSummary(t("network"), [{ loc: "", message: t("network_hint") }]);
+    errorsOf.showSummary(t("network"), [{ loc: "", message: t("network_hint") }]);
     sendStatus.textContent = "";
   } finally {
     state.sending = false;
@@ -835,7 +715,7 @@ form.addEventListener("focusout", (event) => {
 });
 form.addEventListener("change", (event) => {
   if (event.target.id === "split-ok") {
-    showSummary("", []);
+    errorsOf.showSummary("", []);
     keep();
   }
 });
@@ -844,7 +724,7 @@ const signOut = document.querySelector("form.sign-out");
 if (signOut) signOut.addEventListener("submit", () => clearDraft(DRAFT));
 $("refresh-recent").addEventListener("click", refreshRecent);
 setInterval(refreshRecent, 30000);
-initErrorLinks(form);
+errorsOf.linkAll(form);
 startForm();
 renderDiagnoses();
 renderLines();
