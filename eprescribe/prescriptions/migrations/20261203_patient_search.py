@@ -1,7 +1,7 @@
 """prescriptions: indexes to find a patient's earlier prescriptions at a facility
 
 Revision ID: 20261203_patient_search
-Revises: 20261202_merge
+Revises: 20261203_prescription_names
 Create Date: 2026-12-03 09:00:00
 
 The prescriber console looks a patient up by citizen ID (already indexed), by health-insurance
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "20261203_patient_search"
-down_revision: str | Sequence[str] | None = "20261202_merge"
+down_revision: str | Sequence[str] | None = "20261203_prescription_names"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
