@@ -18,8 +18,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,12 +33,10 @@ from kit.database import insert_with_lines
 RX = Prescription.__table__  # type: ignore[attr-defined]
 ITEM = PrescriptionItem.__table__  # type: ignore[attr-defined]
 PAYLOAD = PrescriptionPayload.__table__  # type: ignore[attr-defined]
-PAYLOAD_OF_PRESCRIPTION = (PAYLOAD, (("payload_digest", "payload_digest"), ("prescription_code", "code")))
-PAYLOAD_KEY = "pk_prescription_payload"
 
 
 class PayloadReplayed(Exception):
-    """The signed payload was accepted before (raised where only `prescription_payload` knows)."""
+    """The signed payload was accepted before (known where only `prescription_payload` knows)."""
 
 
 # What other modules receive of a prescription (the prescriber's JWS stays behind).
@@ -93,7 +91,8 @@ def _with_lines(lock: bool) -> Select[Any]:
     stmt = (
         select(*HEADER, *LINE)
         .join_from(RX, ITEM, joined)
-        .where(RX.c.code == bindparam("code"))
+        # Both tables filtered by the code, so a router planner sends the query to one shard.
+        .where(RX.c.code == bindparam("code"), ITEM.c.prescription_code == bindparam("code"))
         .order_by(ITEM.c.line_no)
     )
     return stmt.with_for_update() if lock else stmt
@@ -300,26 +299,29 @@ async def add_prescription(
     session: AsyncSession, row: dict[str, Any], lines: Sequence[dict[str, Any]]
 ) -> int | None:
     """Insert a prescription, its lines and its payload's digest; None, and nothing stored, when a
-    unique index refuses it (a code in use or, on one node, a replayed payload).
+    unique index of the prescription refuses it (a code in use or, on one node, a replayed payload).
 
-    On Citus the payload's uniqueness lives only in `prescription_payload` (another shard): a
-    replay there raises `PayloadReplayed`, and the transaction is then beyond use.
+    The digest goes in its own statement after the prescription: on Citus `prescription_payload`
+    is distributed by the digest (another shard), and its key alone refuses a replay there, which
+    raises `PayloadReplayed` with the transaction still usable (the caller rolls it back).
     """
-    try:
-        return await insert_with_lines(
-            session,
-            RX,
-            row,
-            ITEM,
-            "prescription_id",
-            lines,
-            skip_conflict=True,
-            beside=PAYLOAD_OF_PRESCRIPTION,
-        )
-    except IntegrityError as exc:
-        if PAYLOAD_KEY in str(exc.orig):
-            raise PayloadReplayed from exc
-        raise
+    new_id = await insert_with_lines(session, RX, row, ITEM, "prescription_id", lines, skip_conflict=True)
+    if new_id is None:
+        return None
+    claim = _CLAIM_PAYLOAD[session.get_bind().dialect.name]
+    claimed = await session.execute(claim, {"digest": row["payload_digest"], "rx_code": row["code"]})
+    if claimed.first() is None:
+        raise PayloadReplayed
+    return new_id
+
+
+_CLAIM_PAYLOAD = {
+    name: dialect_insert(PAYLOAD)
+    .values(payload_digest=bindparam("digest"), prescription_code=bindparam("rx_code"))
+    .on_conflict_do_nothing()
+    .returning(PAYLOAD.c.payload_digest)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 async def prescriptions_of_patient(
