@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -323,3 +323,26 @@ _CLAIM_PAYLOAD = {
     .returning(PAYLOAD.c.payload_digest)
     for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
+
+
+async def prescriptions_of_patient(
+    session: AsyncSession,
+    facility_code: str,
+    *,
+    national_id: str | None = None,
+    insurance_no: str | None = None,
+    date_of_birth: date | None = None,
+    limit: int,
+) -> list[AnyRow]:
+    """One facility's prescriptions of a patient (HEADER columns), newest first, by one indexed
+    identifier; a name is matched by the caller among the rows of its date of birth."""
+    stmt = select(*HEADER).where(RX.c.facility_code == facility_code)
+    if national_id is not None:
+        stmt = stmt.where(RX.c.patient_national_id == national_id)
+    elif insurance_no is not None:
+        stmt = stmt.where(RX.c.patient_insurance_no == insurance_no)
+    elif date_of_birth is not None:
+        stmt = stmt.where(RX.c.patient_date_of_birth == date_of_birth)
+    else:
+        return []
+    return list((await session.execute(stmt.order_by(RX.c.issued_at.desc()).limit(limit))).all())
