@@ -31,6 +31,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from kit.prepared import Prepared
 from kit.settings import Settings
 
 if TYPE_CHECKING:
@@ -212,9 +213,9 @@ async def insert_with_lines(
             await session.execute(insert(lines), [{parent: new_id, **row} for row in rows])
         return None if new_id is None else int(new_id)
     params |= {f"l_{name}": [row[name] for row in rows] for name in fields}
-    stmt = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict)
-    new_id = (await session.execute(stmt, params)).scalars().first()
-    return None if new_id is None else int(new_id)
+    prepared = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict)
+    first = await prepared.first(session, params)
+    return None if first is None else int(first[0])
 
 
 @functools.cache
@@ -235,7 +236,7 @@ def _insert_with_lines_pg(
     parent: str,
     fields: tuple[str, ...],
     skip_conflict: bool,
-) -> Any:
+) -> Prepared:
     created = _head_insert(postgresql.insert, head, head_fields, skip_conflict).cte("created")
     # asyncpg sends each array typed ($n::INTEGER[]): no casts, and NULLs keep their column's type.
     arrays = [bindparam(f"l_{name}", type_=postgresql.ARRAY(lines.c[name].type)) for name in fields]
@@ -244,7 +245,7 @@ def _insert_with_lines_pg(
         select(created.c.id, *(given.c[name] for name in fields)).select_from(created).join(given, true())
     )
     stmt = insert(lines).from_select([parent, *fields], select_rows).add_cte(created)
-    return stmt.returning(lines.c[parent])
+    return Prepared(stmt.returning(lines.c[parent]))
 
 
 RollbackWork = Callable[[AsyncSession], Awaitable[None]]

@@ -45,13 +45,14 @@ class Prepared:
         self._order = order
         # Literal values compiled into the statement (a `>= 0`) travel as parameters.
         self._fixed = {name: binds[name].value for name in order if binds[name].value is not None}
+        # Each type's conversion as SQLAlchemy's asyncpg dialect applies it (JSON encoded and
+        # decoded, our own TypeDecorators); a type that needs the column's wire type to choose
+        # one (numerics) is left to asyncpg's own codec, which gives what that choice would.
         self._bind = {
-            name: processor
-            for name in order
-            if (processor := binds[name].type.bind_processor(_DIALECT)) is not None
+            name: processor for name in order if (processor := _bind_processor(binds[name].type)) is not None
         }
         columns = list(getattr(statement, "exported_columns", ()))
-        self._result = [column.type.result_processor(_DIALECT, None) for column in columns]
+        self._result = [_result_processor(column.type) for column in columns]
         self._row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None
 
     async def rows(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Any]:
@@ -68,7 +69,8 @@ class Prepared:
         records = await (await driver_of(session)).fetch(self.sql, *values)
         if self._row is None:
             return list(records)
-        make, processors = self._row, self._result
+        make: Any = self._row
+        processors = self._result
         if not any(processors):
             return [make(*record) for record in records]
         return [
@@ -79,6 +81,17 @@ class Prepared:
     async def first(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any | None:
         found = await self.rows(session, params)
         return found[0] if found else None
+
+
+def _bind_processor(kind: Any) -> Any:
+    return kind.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+
+
+def _result_processor(kind: Any) -> Any:
+    try:
+        return kind.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+    except TypeError:  # asyncpg's numeric types choose by the column's type oid
+        return None
 
 
 async def driver_of(session: AsyncSession) -> Any:

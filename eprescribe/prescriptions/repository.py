@@ -309,20 +309,22 @@ async def add_prescription(
     new_id = await insert_with_lines(session, RX, row, ITEM, "prescription_id", lines, skip_conflict=True)
     if new_id is None:
         return None
-    claim = _CLAIM_PAYLOAD[session.get_bind().dialect.name]
-    claimed = await session.execute(claim, {"digest": row["payload_digest"], "rx_code": row["code"]})
-    if claimed.first() is None:
+    claimed = await _CLAIM_PAYLOAD.first(session, {"digest": row["payload_digest"], "rx_code": row["code"]})
+    if claimed is None:
         raise PayloadReplayed
     return new_id
 
 
-_CLAIM_PAYLOAD = {
-    name: dialect_insert(PAYLOAD)
-    .values(payload_digest=bindparam("digest"), prescription_code=bindparam("rx_code"))
-    .on_conflict_do_nothing()
-    .returning(PAYLOAD.c.payload_digest)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+def _claim_payload(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(PAYLOAD)
+        .values(payload_digest=bindparam("digest"), prescription_code=bindparam("rx_code"))
+        .on_conflict_do_nothing()
+        .returning(PAYLOAD.c.payload_digest)
+    )
+
+
+_CLAIM_PAYLOAD = Prepared(_claim_payload(postgresql.insert), elsewhere=_claim_payload(sqlite.insert))
 
 
 async def prescriptions_of_patient(
