@@ -41,6 +41,7 @@ from eprescribe.prescriptions.models import (
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
 from kit import pii
 from kit.database import insert_with_lines
+from kit.prepared import Prepared
 
 RX = Prescription.__table__  # type: ignore[attr-defined]
 ITEM = PrescriptionItem.__table__  # type: ignore[attr-defined]
@@ -111,7 +112,7 @@ def _with_lines(lock: bool) -> Select[Any]:
 
 
 # Built once: the hot paths read and lock prescriptions by these.
-_WITH_LINES = {lock: _with_lines(lock) for lock in (False, True)}
+_WITH_LINES = {lock: Prepared(_with_lines(lock)) for lock in (False, True)}
 
 
 async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) -> list[AnyRow]:
@@ -123,7 +124,7 @@ async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) ->
     version of the rows it locked but the old snapshot of any row it merely joined, and the ledger
     moves from the quantities read here.
     """
-    return list((await session.execute(_WITH_LINES[lock], {"code": code})).all())
+    return await _WITH_LINES[lock].rows(session, {"code": code})
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
@@ -222,9 +223,8 @@ async def move_quantities(
             "deltas": list(deltas.values()),
             "settled": settled.value,
             "count": len(deltas),
-            "ledger": [status.value for status in LEDGER_STATUSES],
         }
-        return {int(r[0]): (int(r[1]), int(r[2])) for r in (await session.execute(_MOVE_PG, params)).all()}
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in await _MOVE_PG.rows(session, params)}
     delta = case(dict(deltas), value=ITEM.c.line_no)
     moved = (
         update(ITEM)
@@ -281,7 +281,8 @@ def _move_pg() -> Select[Any]:
         .where(
             RX.c.code == code,
             RX.c.id == prescription,
-            RX.c.status.in_(bindparam("ledger", expanding=True)),
+            # Constants of the enum, written into the SQL: the statement's text stays fixed.
+            RX.c.status.in_([literal_column(f"'{status.value}'") for status in LEDGER_STATUSES]),
             every_line,
         )
         .values(status=bindparam("settled"))
@@ -291,7 +292,7 @@ def _move_pg() -> Select[Any]:
     return select(moved.c.line_no, moved.c.dispensed, moved.c.remaining).add_cte(settle)
 
 
-_MOVE_PG = _move_pg()
+_MOVE_PG = Prepared(_move_pg())
 
 
 async def recent_headers(
