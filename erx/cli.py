@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from eprescribe.catalogue.cli import drugs_app
+from eprescribe.prescriptions.cli import pii_app
 from eprescribe.registry.cli import admin_app
 from erx.demo.cli import demo_app
 from erx.maintenance import maintenance_app
@@ -31,6 +32,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(demo_app, name="demo")
 app.add_typer(prices_app, name="prices")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(pii_app, name="pii")
 
 
 @app.callback()

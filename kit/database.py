@@ -31,6 +31,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from kit import pii
 from kit.prepared import Prepared
 from kit.settings import Settings
 
@@ -127,6 +128,13 @@ def connect_args(settings: Settings) -> dict[str, Any]:
 
 
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """An engine on the settings' database, carrying the keys its encrypted columns use."""
+    engine = _engine(settings, url)
+    pii.attach(engine.dialect, pii.PiiKeys.load(settings))
+    return engine
+
+
+def _engine(settings: Settings, url: str | None) -> AsyncEngine:
     url = url or settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,17 +14,21 @@ catch stays on the session.
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _DRIVER = "kit.prepared.driver"
+# Bind processors by parameter name, and result processors by column.
+_Processors = tuple[dict[str, Any], list[Any]]
 
 
 class Prepared:
@@ -45,32 +49,46 @@ class Prepared:
         self._order = order
         # Literal values compiled into the statement (a `>= 0`) travel as parameters.
         self._fixed = {name: binds[name].value for name in order if binds[name].value is not None}
-        # Each type's conversion as SQLAlchemy's asyncpg dialect applies it (JSON encoded and
-        # decoded, our own TypeDecorators); a type that needs the column's wire type to choose
-        # one (numerics) is left to asyncpg's own codec, which gives what that choice would.
-        self._bind = {
-            name: processor for name in order if (processor := _bind_processor(binds[name].type)) is not None
-        }
+        self._bind_types = {name: binds[name].type for name in order}
         columns = list(getattr(statement, "exported_columns", ()))
-        self._result = [_result_processor(column.type) for column in columns]
+        self._result_types = [column.type for column in columns]
         self._row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None
+        # Processors are taken from the engine's own dialect, which carries what some types need
+        # (the keys of encrypted columns, kit.pii); one set per engine.
+        self._processors: weakref.WeakKeyDictionary[Dialect, _Processors] = weakref.WeakKeyDictionary()
+
+    def _processors_for(self, dialect: Dialect) -> _Processors:
+        found = self._processors.get(dialect)
+        if found is None:
+            # Each type's conversion as the dialect applies it (JSON encoded and decoded, our
+            # TypeDecorators); a type that needs the column's wire type to choose one (numerics)
+            # is left to asyncpg's own codec, which gives what that choice would.
+            bind = {
+                name: processor
+                for name, type_ in self._bind_types.items()
+                if (processor := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
+            found = (bind, [_result_processor(type_, dialect) for type_ in self._result_types])
+            self._processors[dialect] = found
+        return found
 
     async def rows(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Any]:
         """The result rows (attribute, index and slice access, as SQLAlchemy's rows give)."""
         given = dict(params or {})
-        if session.get_bind().dialect.name != "postgresql":
+        dialect = session.get_bind().dialect
+        if dialect.name != "postgresql":
             result = await session.execute(self._elsewhere, given)
             return list(result.all()) if getattr(result, "returns_rows", False) else []
+        bind, processors = self._processors_for(dialect)
         values = []
         for name in self._order:
             value = given[name] if name in given else self._fixed[name]
-            processor = self._bind.get(name)
+            processor = bind.get(name)
             values.append(processor(value) if processor is not None and value is not None else value)
         records = await (await driver_of(session)).fetch(self.sql, *values)
         if self._row is None:
             return list(records)
         make: Any = self._row
-        processors = self._result
         if not any(processors):
             return [make(*record) for record in records]
         return [
@@ -83,13 +101,9 @@ class Prepared:
         return found[0] if found else None
 
 
-def _bind_processor(kind: Any) -> Any:
-    return kind.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-
-
-def _result_processor(kind: Any) -> Any:
+def _result_processor(type_: Any, dialect: Dialect) -> Any:
     try:
-        return kind.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        return type_.dialect_impl(dialect).result_processor(dialect, None)
     except TypeError:  # asyncpg's numeric types choose by the column's type oid
         return None
 

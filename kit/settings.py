@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # A private EC P-256 JWK (JSON). When unset, a key is generated into the data directory.
     signing_key: SecretStr | None = None
     access_token_ttl_seconds: int = 900
+    # Citizen IDs and insurance numbers at rest (kit/pii.py): JSON
+    # {"active": kid, "keys": {kid: base64 of 32 bytes, ...}, "index_key": base64 of 32 bytes}.
+    # When unset, keys are generated into <data_dir>/keys/pii-keys.json on first run (development,
+    # demo); `erx pii rotate` adds a key there, or re-encrypts after ERX_IDENTITY_KEY gained one.
+    identity_key: SecretStr | None = None
 
     # argon2id parameters (OWASP 2024 baseline: m=19 MiB, t=2, p=1).
     argon2_time_cost: int = 2
@@ -104,6 +109,10 @@ class Settings(BaseSettings):
                 self.signing_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
             ):
                 raise ValueError("ERX_SIGNING_KEY holds a placeholder; set a real private JWK")
+            if self.identity_key is not None and (
+                self.identity_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+            ):
+                raise ValueError("ERX_IDENTITY_KEY holds a placeholder; set real keys (see kit/pii.py)")
             if self.database_url is None:
                 raise ValueError("production needs DATABASE_URL (PostgreSQL)")
         return self

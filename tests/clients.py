@@ -220,6 +220,8 @@ def erx_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[s
     env |= {"ERX_ENVIRONMENT": "test", "ERX_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
+    if settings.identity_key is not None:
+        env["ERX_IDENTITY_KEY"] = settings.identity_key.get_secret_value()
     return subprocess.run([ERX, *args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 

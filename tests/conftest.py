@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey
 from eprescribe.registry import service as registry
 from erx.app import create_app
 from erx.migrate import upgrade_async
+from kit.pii import PiiKeys
 from kit.runtime import Runtime
 from kit.settings import Settings
 from tests.clients import Browsers, Gateway, gateway_for
@@ -83,6 +84,8 @@ class Databases:
     def __init__(self, root: Path, signing_key: str, cluster: Callable[[], Cluster]) -> None:
         self.root = root
         self.signing_key = signing_key
+        # One set of identity-number keys for every database of the run (like the signing key).
+        self.identity_key = PiiKeys.generate().to_json()
         self._cluster = cluster
         self._templates: set[str] = set()
         self._numbers = itertools.count(1)
@@ -103,7 +106,9 @@ class Databases:
             return
         if engine == "sqlite":
             directory = self.root / "sqlite-template"
-            settings = make_settings(directory, None, signing_key=self.signing_key)
+            settings = make_settings(
+                directory, None, signing_key=self.signing_key, identity_key=self.identity_key
+            )
             await self._seed(settings)
             # Fold the write-ahead log into the file, so a plain copy holds everything.
             with sqlite3.connect(directory / "erx.sqlite3") as connection:
@@ -112,7 +117,12 @@ class Databases:
             cluster = self._cluster()
             await cluster.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"', f'CREATE DATABASE "{TEMPLATE}"')
             await self._seed(
-                make_settings(self.root / "pg-template", cluster.url(TEMPLATE), signing_key=self.signing_key)
+                make_settings(
+                    self.root / "pg-template",
+                    cluster.url(TEMPLATE),
+                    signing_key=self.signing_key,
+                    identity_key=self.identity_key,
+                )
             )
         self._templates.add(engine)
 
@@ -121,7 +131,7 @@ class Databases:
     ) -> tuple[Settings, Callable[[], Awaitable[None]]]:
         """Settings on a fresh copy of the template, and how to drop that copy afterwards."""
         await self._template(engine)
-        values = {"signing_key": self.signing_key, **overrides}
+        values = {"signing_key": self.signing_key, "identity_key": self.identity_key, **overrides}
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         if engine == "sqlite":
             template = self.root / "sqlite-template" / "erx.sqlite3"

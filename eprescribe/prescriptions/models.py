@@ -21,6 +21,16 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from kit.database import BIGINT, UTCDateTime, bigint_pk
+from kit.pii import INDEX_BYTES, EncryptedString, EncryptedText, JSONWithEncryptedKeys
+
+# What each encrypted value is bound to (the AES-GCM associated data) and how wide it is stored:
+# a key id, a nonce, a 15-character number and a tag, in base64url.
+NATIONAL_ID = "prescription.patient_national_id"
+INSURANCE_NO = "prescription.patient_insurance_no"
+GUARDIAN = "prescription.guardian"
+JWS = "prescription.jws"
+IDENTITY_STORED = 100
+BLIND_INDEX_LENGTH = 2 * INDEX_BYTES
 
 
 class Prescription(SQLModel, table=True):
@@ -28,9 +38,10 @@ class Prescription(SQLModel, table=True):
     __table_args__ = (
         Index("ix_prescription_facility_code_issued_at", "facility_code", "issued_at"),
         Index("ix_prescription_prescriber_id_issued_at", "prescriber_id", "issued_at"),
-        # A facility finds a patient's earlier prescriptions by insurance number, or by name and
-        # date of birth (the citizen ID has its own index).
-        Index("ix_prescription_patient_insurance_no", "patient_insurance_no"),
+        # A facility finds a patient's earlier prescriptions by citizen ID or insurance number
+        # (their blind indexes: the numbers themselves are encrypted), or by name and birth date.
+        Index("ix_prescription_patient_national_id_index", "patient_national_id_index"),
+        Index("ix_prescription_patient_insurance_no_index", "patient_insurance_no_index"),
         Index(
             "ix_prescription_facility_code_patient_date_of_birth", "facility_code", "patient_date_of_birth"
         ),
@@ -56,19 +67,29 @@ class Prescription(SQLModel, table=True):
     patient_full_name: str = Field(max_length=200)
     patient_date_of_birth: date = Field(sa_column=Column(Date, nullable=False))
     patient_gender: str = Field(max_length=8)
-    patient_national_id: str | None = Field(default=None, max_length=12, index=True)
-    patient_insurance_no: str | None = Field(default=None, max_length=15)
+    # Identity numbers are encrypted at rest (kit/pii.py); `*_index` finds them by equality.
+    patient_national_id: str | None = Field(
+        default=None, sa_column=Column(EncryptedString(IDENTITY_STORED, NATIONAL_ID), nullable=True)
+    )
+    patient_insurance_no: str | None = Field(
+        default=None, sa_column=Column(EncryptedString(IDENTITY_STORED, INSURANCE_NO), nullable=True)
+    )
+    patient_national_id_index: str | None = Field(default=None, max_length=BLIND_INDEX_LENGTH)
+    patient_insurance_no_index: str | None = Field(default=None, max_length=BLIND_INDEX_LENGTH)
     patient_weight_kg: float | None = None
     patient_phone: str | None = Field(default=None, max_length=20)
     patient_address: str | None = Field(default=None, max_length=500)
-    guardian: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    guardian: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONWithEncryptedKeys(GUARDIAN, ("national_id",)), nullable=True)
+    )
     diagnoses: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     follow_up_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     # HIV/AIDS data is never shown to pharmacies or the public.
     sensitive: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
-    # The prescriber's JWS exactly as received, so anyone can verify it again later.
-    jws: str = Field(sa_column=Column(Text, nullable=False))
+    # The prescriber's JWS exactly as received, so anyone can verify it again later; encrypted,
+    # since its payload carries the identity numbers.
+    jws: str = Field(sa_column=Column(EncryptedText(JWS), nullable=False))
     payload_digest: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     lines_digest: str = Field(max_length=64)
     qr_text: str = Field(sa_column=Column(Text, nullable=False))

@@ -7,15 +7,18 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Integer,
     Select,
     String,
+    Text,
     bindparam,
     case,
     func,
     literal_column,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,8 +29,17 @@ from sqlmodel import col
 if TYPE_CHECKING:
     from kit.database import AnyRow
 
-from eprescribe.prescriptions.models import Prescription, PrescriptionItem, PrescriptionPayload
+from eprescribe.prescriptions.models import (
+    GUARDIAN,
+    INSURANCE_NO,
+    JWS,
+    NATIONAL_ID,
+    Prescription,
+    PrescriptionItem,
+    PrescriptionPayload,
+)
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
+from kit import pii
 from kit.database import insert_with_lines
 from kit.prepared import Prepared
 
@@ -327,6 +339,28 @@ def _claim_payload(dialect_insert: Any) -> Any:
 _CLAIM_PAYLOAD = Prepared(_claim_payload(postgresql.insert), elsewhere=_claim_payload(sqlite.insert))
 
 
+def identity_indexes(
+    session: AsyncSession, *, national_id: str | None, insurance_no: str | None
+) -> dict[str, str | None]:
+    """The blind-index columns of a patient's identity numbers (they are stored encrypted)."""
+    return identity_keys(
+        pii.keys_of(session.get_bind().dialect), national_id=national_id, insurance_no=insurance_no
+    )
+
+
+def identity_keys(
+    keys: pii.PiiKeys, *, national_id: str | None, insurance_no: str | None
+) -> dict[str, str | None]:
+    return {
+        "patient_national_id_index": keys.blind_index(national_id.strip(), NATIONAL_ID)
+        if national_id
+        else None,
+        "patient_insurance_no_index": keys.blind_index(insurance_no.strip().upper(), INSURANCE_NO)
+        if insurance_no
+        else None,
+    }
+
+
 async def prescriptions_of_patient(
     session: AsyncSession,
     facility_code: str,
@@ -339,12 +373,90 @@ async def prescriptions_of_patient(
     """One facility's prescriptions of a patient (HEADER columns), newest first, by one indexed
     identifier; a name is matched by the caller among the rows of its date of birth."""
     stmt = select(*HEADER).where(RX.c.facility_code == facility_code)
+    wanted = identity_indexes(session, national_id=national_id, insurance_no=insurance_no)
     if national_id is not None:
-        stmt = stmt.where(RX.c.patient_national_id == national_id)
+        stmt = stmt.where(RX.c.patient_national_id_index == wanted["patient_national_id_index"])
     elif insurance_no is not None:
-        stmt = stmt.where(RX.c.patient_insurance_no == insurance_no)
+        stmt = stmt.where(RX.c.patient_insurance_no_index == wanted["patient_insurance_no_index"])
     elif date_of_birth is not None:
         stmt = stmt.where(RX.c.patient_date_of_birth == date_of_birth)
     else:
         return []
     return list((await session.execute(stmt.order_by(RX.c.issued_at.desc()).limit(limit))).all())
+
+
+# ---- re-encryption under the active key (`erx pii rotate`) -------------------------------------
+
+# The stored form of each encrypted column: coerced to its plain type, nothing is decrypted.
+STORED_IDENTITY = (
+    type_coerce(RX.c.patient_national_id, String).label("national_id"),
+    type_coerce(RX.c.patient_insurance_no, String).label("insurance_no"),
+    type_coerce(RX.c.guardian, JSON).label("guardian"),
+    type_coerce(RX.c.jws, Text).label("jws"),
+)
+
+
+async def count_prescriptions(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(RX))).scalar_one())
+
+
+async def stored_identity(session: AsyncSession, after_id: int, limit: int) -> list[AnyRow]:
+    """The next rows by id with their encrypted columns as stored (id, code, then STORED_IDENTITY)."""
+    stmt = (
+        select(RX.c.id, RX.c.code, *STORED_IDENTITY).where(RX.c.id > after_id).order_by(RX.c.id).limit(limit)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+def under_other_key(row: AnyRow, keys: pii.PiiKeys) -> bool:
+    """Some encrypted value of this stored row is not under the active key."""
+    guardian_id = (row.guardian or {}).get("national_id")
+    values = (row.national_id, row.insurance_no, guardian_id, row.jws)
+    return any(v is not None and keys.key_of(v) != keys.active for v in values)
+
+
+def _clear(keys: pii.PiiKeys, stored: str, context: str) -> str:
+    # A value without a key id was written in clear (by a release before encryption).
+    return keys.decrypt(stored, context) if ":" in stored else stored
+
+
+def decrypted(row: AnyRow, keys: pii.PiiKeys) -> dict[str, Any]:
+    """A stored row's values in clear, as the typed columns take them back (to re-encrypt), and
+    their blind indexes (recomputed, so a row written in clear gets them too)."""
+    guardian = dict(row.guardian) if row.guardian is not None else None
+    if guardian is not None and isinstance(guardian.get("national_id"), str):
+        guardian["national_id"] = _clear(keys, guardian["national_id"], f"{GUARDIAN}.national_id")
+    national_id = None if row.national_id is None else _clear(keys, row.national_id, NATIONAL_ID)
+    insurance_no = None if row.insurance_no is None else _clear(keys, row.insurance_no, INSURANCE_NO)
+    indexes = identity_keys(keys, national_id=national_id, insurance_no=insurance_no)
+    return {
+        "k_id": row.id,
+        "k_code": row.code,
+        "v_national_id": national_id,
+        "v_insurance_no": insurance_no,
+        "v_national_id_index": indexes["patient_national_id_index"],
+        "v_insurance_no_index": indexes["patient_insurance_no_index"],
+        "v_guardian": guardian,
+        "v_jws": _clear(keys, row.jws, JWS),
+    }
+
+
+# Parameter names no column has: in an UPDATE a column-named parameter becomes a SET.
+_REWRITE = (
+    update(RX)
+    .where(RX.c.id == bindparam("k_id"), RX.c.code == bindparam("k_code"))
+    .values(
+        patient_national_id=bindparam("v_national_id", type_=RX.c.patient_national_id.type),
+        patient_insurance_no=bindparam("v_insurance_no", type_=RX.c.patient_insurance_no.type),
+        guardian=bindparam("v_guardian", type_=RX.c.guardian.type),
+        jws=bindparam("v_jws", type_=RX.c.jws.type),
+        patient_national_id_index=bindparam("v_national_id_index"),
+        patient_insurance_no_index=bindparam("v_insurance_no_index"),
+    )
+)
+
+
+async def rewrite_identity(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write values back through the typed columns, so they are encrypted under the active key."""
+    if rows:
+        await session.execute(_REWRITE, list(rows))

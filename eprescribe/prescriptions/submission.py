@@ -262,9 +262,12 @@ async def _insert(
     (409), a client's code in use is 409, and a drawn code that is taken is drawn again.
     """
     chosen = _client_code(payload, payload.facility_code)
+    indexes = repository.identity_indexes(
+        session, national_id=payload.patient.national_id, insurance_no=payload.patient.insurance_no
+    )
     for _ in range(1 if chosen else CODE_DRAWS):
         code = chosen or codes.generate(payload.facility_code, payload.kind)
-        row = _prescription(payload, signed, facility, compact, code, now)
+        row = _prescription(payload, signed, facility, compact, code, now) | indexes
         claims = qr.claims(code, row["kind"], row["facility_code"], row["valid_until"], digest_of_lines)
         row |= {"lines_digest": digest_of_lines, "qr_text": qr.text(runtime.keyring, code, claims)}
         try:
