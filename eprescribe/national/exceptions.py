@@ -23,5 +23,5 @@ class DialectRefused(DomainError):
     ) -> None:
         super().__init__(str(body.get("success", "")), headers=headers)
         self.status_code = status
-        self.body = body
+        self.answer = body
         self.problem = problem

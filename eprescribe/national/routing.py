@@ -1,7 +1,8 @@
 """Routes of the national protocol answer every refusal in the dialect's shape, not RFC 9457.
 
-The request's session has already rolled back when a refusal reaches this route class (it is a
-function-scoped dependency), so answering here changes nothing that was refused.
+A refusal is re-raised as `DialectRefused` (its `answer` is the dialect's body), so it still
+leaves the route as an exception: the request's session rolls back (and writes what must
+outlive a refusal) before the one error handler renders it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from eprescribe.national import answers
@@ -36,15 +36,13 @@ def _problems(exc: errors.DomainError) -> list[Problem]:
     return found or [Problem((), exc.detail, INVALID)]
 
 
-def render(exc: errors.DomainError) -> JSONResponse:
-    """Answer a refusal in the dialect's shape, keeping its status (409 becomes 422)."""
-    errors.refused(exc.problem)
+def in_dialect(exc: errors.DomainError) -> DialectRefused:
+    """The same refusal in the dialect's shape, keeping its status (409 becomes 422)."""
     if isinstance(exc, DialectRefused):
-        body: dict[str, Any] = exc.body
-    else:
-        body = answers.sign_in_refused(exc.detail, _problems(exc))
+        return exc
     status = DIALECT_STATUS.get(exc.status_code, exc.status_code)
-    return JSONResponse(body, status_code=status, headers=exc.headers)
+    body = answers.sign_in_refused(exc.detail, _problems(exc))
+    return DialectRefused(status, body, problem=exc.problem, headers=exc.headers)
 
 
 class DialectRoute(APIRoute):
@@ -56,16 +54,16 @@ class DialectRoute(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
+            except DialectRefused:
+                raise
             except errors.DomainError as exc:
-                return render(exc)
+                raise in_dialect(exc) from exc
             except RequestValidationError as exc:
                 problems = [
                     Problem(tuple(str(p) for p in e.get("loc", ())), str(e.get("msg", "")), FORMAT)
                     for e in exc.errors()
                 ]
-                errors.refused("invalid-content")
-                return JSONResponse(
-                    answers.sign_in_refused("Yêu cầu không hợp lệ", problems), status_code=422
-                )
+                body = answers.sign_in_refused("Yêu cầu không hợp lệ", problems)
+                raise DialectRefused(422, body, problem="invalid-content") from exc
 
         return answer
