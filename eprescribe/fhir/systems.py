@@ -1,6 +1,6 @@
 """Identifier systems, code systems and extensions of the national namespace, and stable ids.
 
-Everything national lives under https://erx.gov.vn/fhir; docs/qd808-mapping.md lists them.
+Everything national lives under https://erx.gov.vn/fhir; docs/national-protocol.md lists them.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def sign_in_refused(message: str, problems: Sequence[Problem]) -> dict[str, Any]
     return {**failure(message, problems), "error": by_field}
 
 
-# Contract payload fields -> the dialect field they came from (see docs/qd808-mapping.md).
+# Contract payload fields -> the dialect field they came from (see docs/national-protocol.md).
 _PATIENT_FIELDS = {
     "full_name": "ho_ten_benh_nhan",
     "date_of_birth": "ngay_sinh_benh_nhan",

@@ -178,7 +178,7 @@ class ChanDoanView(BaseModel):
 
 
 class DongThuocView(BaseModel):
-    """A line of `thong-tin-don-thuoc`: exactly eight keys (see docs/qd808-mapping.md)."""
+    """A line of `thong-tin-don-thuoc`: exactly eight keys (see docs/national-protocol.md)."""
 
     id: int
     ma_thuoc: str
