@@ -1,7 +1,7 @@
 """prescribers may have a password (national-protocol sign-in) and a credentials version
 
 Revision ID: 20261204_prescriber_password
-Revises: 20261203_prescription_names
+Revises: 20261203_patient_search
 Create Date: 2026-12-04 09:00:00
 
 `dang-nhap-bac-si` signs a prescriber in with a password; it is stored as an argon2id hash and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261204_prescriber_password"
-down_revision: str | Sequence[str] | None = "20261203_prescription_names"
+down_revision: str | Sequence[str] | None = "20261203_patient_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
