@@ -37,7 +37,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy kit eprescribe pharmacy_gateway price_portal erx interop tests bench
+	$(BIN)/mypy kit eprescribe pharmacy_gateway price_portal erx tests bench
 
 ## Layers point one way and contexts meet only through services (import-linter contracts in pyproject.toml).
 architecture: $(VENV)/.installed-test

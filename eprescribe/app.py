@@ -8,13 +8,23 @@ from fastapi import APIRouter, FastAPI
 
 from eprescribe.catalogue.api import router as catalogue_router
 from eprescribe.console.api import router as console_router
+from eprescribe.fhir.api import router as fhir_router
+from eprescribe.national.api import router as national_router
 from eprescribe.prescriptions.api import router as prescriptions_router
 from eprescribe.registry.api import router as registry_router
 from kit.app import ReadinessCheck, build_app
 from kit.runtime import Runtime
 from kit.settings import Settings
 
-ROUTERS: tuple[APIRouter, ...] = (registry_router, catalogue_router, prescriptions_router, console_router)
+# The FHIR routes come before the contract's `/prescriptions/{code}` ones they sit beside.
+ROUTERS: tuple[APIRouter, ...] = (
+    registry_router,
+    catalogue_router,
+    fhir_router,
+    prescriptions_router,
+    national_router,
+    console_router,
+)
 
 
 def create_app(

@@ -42,6 +42,7 @@ class AccessAction(StrEnum):
     DISPENSE_VOID = "dispense_void"
     PATIENT_SIGN_IN = "patient_sign_in"
     PATIENT_VIEW = "patient_view"
+    READ_FHIR = "read_fhir"
 
 
 class Refusal(StrEnum):

@@ -72,6 +72,8 @@ class DomainError(Exception):
     status_code = 400
     problem = "bad-request"
     title = "Bad request"
+    # A door that speaks another protocol (QĐ 808) sets the whole body it answers instead.
+    answer: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -174,6 +176,8 @@ def refused(problem: str) -> None:
 async def _domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     refused(exc.problem)
+    if exc.answer is not None:
+        return JSONResponse(exc.answer, status_code=exc.status_code, headers=exc.headers)
     return problem_response(
         exc.status_code,
         exc.title,

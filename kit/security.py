@@ -34,12 +34,16 @@ class ClientKind(StrEnum):
     ADMIN = "admin"
     FACILITY = "facility"
     PHARMACY = "pharmacy"
+    # A prescriber signed in through the national protocol (dang-nhap-bac-si): `sub` is
+    # `FACILITY_CODE:PRESCRIBER_ID`, the facility it acts for and who it is.
+    PRESCRIBER = "prescriber"
 
 
 AUDIENCE = {
     ClientKind.ADMIN: "erx-api",
     ClientKind.FACILITY: "erx-api",
     ClientKind.PHARMACY: "erx-gateway",
+    ClientKind.PRESCRIBER: "erx-api",
 }
 
 

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     issued_at_max_age_seconds: int = 24 * 3600
     clock_skew_seconds: int = 300
 
+    # National protocol (QĐ 808): admit gui-don-thuoc bodies without `signature` from legacy HIS
+    # software; such prescriptions are stored marked `unsigned`.
+    national_accept_unsigned: bool = False
+
     # Dispensing corrections.
     dispense_void_window_seconds: int = 24 * 3600
 

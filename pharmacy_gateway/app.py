@@ -11,9 +11,17 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from pharmacy_gateway.console.api import router as console_router
 from pharmacy_gateway.dispensing.api import router as dispensing_router
+from pharmacy_gateway.fhir.api import router as fhir_router
+from pharmacy_gateway.national.api import router as national_router
 from pharmacy_gateway.prices.api import router as prices_router
 
-ROUTERS: tuple[APIRouter, ...] = (dispensing_router, prices_router, console_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    dispensing_router,
+    fhir_router,
+    prices_router,
+    national_router,
+    console_router,
+)
 
 
 def create_app(

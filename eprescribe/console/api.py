@@ -100,6 +100,8 @@ async def prescribers_page(request: Request, signed: DeskDep, session: SessionDe
             "prescribers": active,
             "choose_url": f"{PREFIX}/prescribers",
             "enrol_url": f"{PREFIX}/enrol",
+            "password_url": f"{PREFIX}/prescribers/{{id}}/password",
+            "password_set": request.query_params.get("password_set", "")[:16],
             "js_text": console.js_text(request),
         },
     )
@@ -120,6 +122,25 @@ async def choose_prescriber(
     prescriber = await registry.active_prescriber_at(session, signed.facility.facility_code, prescriber_id)
     await web_session.choose_prescriber(session, signed.signed.row, prescriber.prescriber_id)
     return console.redirect(PREFIX)
+
+
+@router.post(f"{PREFIX}/prescribers/{{prescriber_id}}/password")
+async def set_prescriber_password(
+    request: Request,
+    prescriber_id: str,
+    desk: DeskDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    password: Annotated[str, Form(min_length=10, max_length=256)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Set the national-protocol sign-in password of a prescriber of this facility (403 for others)."""
+    if desk is None:
+        return console.to_sign_in(request)
+    web_session.check_csrf(request, desk.signed.row, csrf_token)
+    prescriber = await registry.active_prescriber_at(session, desk.facility.facility_code, prescriber_id)
+    await registry.set_prescriber_password(session, runtime.hasher, prescriber.prescriber_id, password)
+    return console.redirect(f"{PREFIX}/prescribers?password_set={prescriber.prescriber_id}")
 
 
 # ---- key enrolment -------------------------------------------------------------------------

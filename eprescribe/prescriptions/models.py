@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -90,6 +91,9 @@ class Prescription(SQLModel, table=True):
     # The prescriber's JWS exactly as received, so anyone can verify it again later; encrypted,
     # since its payload carries the identity numbers.
     jws: str = Field(sa_column=Column(EncryptedText(JWS), nullable=False))
+    # Admitted without a signature (a legacy national-protocol client, ERX_NATIONAL_ACCEPT_UNSIGNED):
+    # `jws` is then empty and nothing proves who wrote it.
+    unsigned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     payload_digest: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     lines_digest: str = Field(max_length=64)
     qr_text: str = Field(sa_column=Column(Text, nullable=False))

@@ -30,7 +30,7 @@ from eprescribe.prescriptions.schemas import (
     PrescriptionStatus,
     status_at,
 )
-from eprescribe.prescriptions.submission import submit
+from eprescribe.prescriptions.submission import Translate, submit, submit_mapped
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import FacilityRecord, PrescriberRecord
 from kit import audit
@@ -46,6 +46,7 @@ __all__ = [
     "FacilityRead",
     "LedgerMove",
     "PatientQuery",
+    "Translate",
     "access_entries",
     "access_log",
     "age_in_months",
@@ -54,6 +55,7 @@ __all__ = [
     "code_from_scanned",
     "dispensable",
     "find",
+    "line_ids",
     "load_reference_data",
     "lock",
     "move_quantities",
@@ -68,6 +70,7 @@ __all__ = [
     "search_diagnoses",
     "status_at",
     "submit",
+    "submit_mapped",
 ]
 
 
@@ -255,6 +258,15 @@ async def recent_for_prescriber(
 async def find(session: AsyncSession, code: str) -> PrescriptionRecord | None:
     """The prescription with this canonical code, whoever asks (the caller decides who may see it)."""
     return _from_rows(await repository.with_lines(session, code))
+
+
+async def line_ids(session: AsyncSession, found: PrescriptionRecord) -> dict[int, int]:
+    """Each line's nationally unique id by its line_no (the national protocol names lines by id)."""
+    return {
+        item.line_no: item.id
+        for item in await repository.items_of(session, found.id, code=found.code)
+        if item.id
+    }
 
 
 def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +21,7 @@ from eprescribe.prescriptions.schemas import (
     PrescriptionPayload,
     PrescriptionStatus,
 )
+from eprescribe.registry import service as registry
 from eprescribe.registry.exceptions import PrescriberNotAllowed
 from eprescribe.registry.schemas import ClientStatus, FacilityRecord
 from kit import audit, idempotency, metrics
@@ -26,6 +30,9 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from kit.text import match_key
 from kit.time import utcnow, vn_time
+
+# Turns a verified JWS payload written in another form (a FHIR Bundle) into the contract's payload.
+Translate = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 async def submit(
@@ -36,12 +43,17 @@ async def submit(
     compact_jws: str,
     idempotency_key: str | None,
     base_url: str,
+    translate: Translate | None = None,
 ) -> idempotency.Answer:
-    """Verify, check and store a signed prescription; a retry with the same key gets the first answer."""
+    """Verify, check and store a signed prescription; a retry with the same key gets the first answer.
+
+    With `translate`, the signed payload is another form of the prescription (a FHIR Bundle):
+    the signature is verified over it as sent, then the translation goes through every rule.
+    """
     compact = compact_jws.strip()
 
     async def work() -> idempotency.Answer:
-        return await _store(session, runtime, facility, compact, base_url)
+        return await _store(session, runtime, facility, compact, base_url, translate)
 
     return await idempotency.run_once(
         session,
@@ -52,11 +64,74 @@ async def submit(
     )
 
 
+async def submit_mapped(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    facility: FacilityRecord,
+    prescriber_id: str,
+    payload: dict[str, Any],
+    compact_jws: str | None,
+    idempotency_key: str | None,
+    base_url: str,
+) -> idempotency.Answer:
+    """Store a prescription mapped from the national protocol's body, through every rule here.
+
+    The caller has verified that `compact_jws` is `prescriber_id`'s signature over the body this
+    payload was mapped from (the dialect signs its own body, not the contract's payload); None
+    only when legacy unsigned submissions are admitted, and the record is then marked unsigned.
+    The same signed body (or, unsigned, the same payload) is accepted once.
+    """
+    compact = compact_jws.strip() if compact_jws else None
+    digest = (
+        signature.payload_digest(compact)
+        if compact
+        else hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    )
+
+    async def work() -> idempotency.Answer:
+        found = await registry.signer(session, prescriber_id, facility.facility_code)
+        if found is None:
+            raise PrescriberNotAllowed(f"No registered prescriber {prescriber_id}")
+        signed = signature.SignedPayload(found[0], payload, digest, found[1])
+        return await _store_signed(
+            session, runtime, facility, signed, compact or "", base_url, unsigned=compact is None
+        )
+
+    return await idempotency.run_once(
+        session,
+        scope=f"facility:{facility.facility_code}:prescriptions",
+        key=idempotency_key,
+        fingerprint={"jws": compact} if compact else {"payload": payload},
+        work=work,
+    )
+
+
 async def _store(
-    session: AsyncSession, runtime: Runtime, facility: FacilityRecord, compact: str, base_url: str
+    session: AsyncSession,
+    runtime: Runtime,
+    facility: FacilityRecord,
+    compact: str,
+    base_url: str,
+    translate: Translate | None = None,
+) -> idempotency.Answer:
+    signed = await signature.verify(session, compact, facility.facility_code)
+    if translate is not None:
+        signed = replace(signed, payload=await translate(signed.payload))
+    return await _store_signed(session, runtime, facility, signed, compact, base_url)
+
+
+async def _store_signed(
+    session: AsyncSession,
+    runtime: Runtime,
+    facility: FacilityRecord,
+    signed: signature.SignedPayload,
+    compact: str,
+    base_url: str,
+    *,
+    unsigned: bool = False,
 ) -> idempotency.Answer:
     now = utcnow()
-    signed = await signature.verify(session, compact, facility.facility_code)
     payload = parse_payload(signed.payload)
     _authorise(facility, signed, payload)
     _check_issued_at(payload, now, runtime.settings)
@@ -72,7 +147,7 @@ async def _store(
         ]
     )
     code, valid_until = await _insert(
-        session, runtime, payload, signed, facility, compact, digest_of_lines, lines, now
+        session, runtime, payload, signed, facility, compact, digest_of_lines, lines, now, unsigned
     )
     if replaced is not None:
         await _mark_replaced(session, replaced, code)
@@ -255,6 +330,7 @@ async def _insert(
     digest_of_lines: str,
     lines: list[dict[str, Any]],
     now: datetime,
+    unsigned: bool = False,
 ) -> tuple[str, datetime]:
     """Store the prescription and its lines under a free code; return the code and valid_until.
 
@@ -270,6 +346,8 @@ async def _insert(
         row = _prescription(payload, signed, facility, compact, code, now) | indexes
         claims = qr.claims(code, row["kind"], row["facility_code"], row["valid_until"], digest_of_lines)
         row |= {"lines_digest": digest_of_lines, "qr_text": qr.text(runtime.keyring, code, claims)}
+        if unsigned:
+            row["unsigned"] = True
         try:
             stored = await repository.add_prescription(
                 session, row, [line | {"prescription_code": code} for line in lines]

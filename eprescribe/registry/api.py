@@ -18,6 +18,7 @@ from eprescribe.registry.schemas import (
     PrescriberCreate,
     PrescriberCreated,
     PrescriberKey,
+    PrescriberPassword,
     SecretRotated,
     TokenResponse,
 )
@@ -75,10 +76,14 @@ async def create_facility(
     responses=ERRORS,
 )
 async def create_prescriber(
-    body: PrescriberCreate, _: CurrentAdmin, session: SessionDep
+    body: PrescriberCreate, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> PrescriberCreated:
-    """Register a prescriber with the EC P-256 public key that verifies their signatures."""
-    prescriber = await service.register_prescriber(session, body)
+    """Register a prescriber with the EC P-256 public key that verifies their signatures.
+
+    An optional `password` lets the prescriber sign in through the national protocol
+    (`POST /api/auth/dang-nhap-bac-si`); only its argon2id hash is stored.
+    """
+    prescriber = await service.register_prescriber(session, body, hasher=runtime.hasher)
     return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
 
 
@@ -160,4 +165,20 @@ async def replace_prescriber_key(
 ) -> PrescriberCreated:
     """Register a prescriber's new public key (new device or browser); the old one stops verifying."""
     prescriber = await service.replace_prescriber_key(session, prescriber_id, body.public_jwk)
+    return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
+
+
+@router.put(
+    "/api/v1/prescribers/{prescriber_id}/password",
+    response_model=PrescriberCreated,
+    tags=["registry"],
+    responses=ERRORS,
+)
+async def set_prescriber_password(
+    prescriber_id: str, body: PrescriberPassword, _: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> PrescriberCreated:
+    """Set the prescriber's national-protocol password; tokens issued under the old one stop working."""
+    prescriber = await service.set_prescriber_password(
+        session, runtime.hasher, prescriber_id, body.password.get_secret_value()
+    )
     return PrescriberCreated(prescriber_id=prescriber.prescriber_id)

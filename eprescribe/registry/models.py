@@ -48,6 +48,10 @@ class Prescriber(SQLModel, table=True):
     controlled_allowed: bool = Field(sa_column=Column(Boolean, nullable=False))
     status: str = Field(default=ClientStatus.ACTIVE, max_length=16)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # argon2id of the national-protocol sign-in password (dang-nhap-bac-si); None: cannot sign in.
+    password_hash: str | None = Field(default=None, max_length=200)
+    # Bumped when the password changes, so the prescriber's existing tokens fail at once.
+    credentials_version: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
 
 
 class PrescriberFacility(SQLModel, table=True):

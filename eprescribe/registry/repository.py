@@ -170,3 +170,22 @@ async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> 
         .order_by(col(Prescriber.full_name), col(Prescriber.prescriber_id))
     )
     return list(result.scalars())
+
+
+async def link_prescriber(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
+    """Register a prescriber at a facility; False when already registered there."""
+    if await session.get(PrescriberFacility, (prescriber_id, facility_code)) is not None:
+        return False
+    session.add(PrescriberFacility(prescriber_id=prescriber_id, facility_code=facility_code))
+    await session.flush()
+    return True
+
+
+async def unlink_prescriber(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
+    """Remove a prescriber from a facility; False when not registered there."""
+    link = await session.get(PrescriberFacility, (prescriber_id, facility_code))
+    if link is None:
+        return False
+    await session.delete(link)
+    await session.flush()
+    return True

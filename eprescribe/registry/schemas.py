@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from kit.fields import NonEmpty, Strict
 from kit.text import vietnamese_sort_key
@@ -26,6 +26,8 @@ class PharmacyKind(StrEnum):
 
 FacilityCode = Annotated[str, Field(pattern=r"^[0-9A-Z]{5}$", examples=["01001"])]
 ProvinceCode = Annotated[str, Field(pattern=r"^[0-9]{2}$", examples=["01"])]
+# At least 10 characters: it guards a signing identity, and the throttle alone is not enough.
+Password = Annotated[SecretStr, Field(min_length=10, max_length=256)]
 
 
 # ---- credentials -------------------------------------------------------------------------
@@ -57,6 +59,8 @@ class PrescriberCreate(Strict):
     facility_codes: Annotated[list[FacilityCode], Field(min_length=1, max_length=50)]
     public_jwk: dict[str, Any]
     controlled_allowed: bool = False
+    # Optional: lets the prescriber sign in through the national protocol (dang-nhap-bac-si).
+    password: Password | None = None
 
 
 class PrescriberKey(Strict):
@@ -65,6 +69,10 @@ class PrescriberKey(Strict):
 
 class PrescriberCreated(BaseModel):
     prescriber_id: str
+
+
+class PrescriberPassword(Strict):
+    password: Password
 
 
 class PharmacyCreate(Strict):

@@ -322,8 +322,14 @@ def validate_public_jwk(jwk: dict[str, Any], loc: Sequence[str | int]) -> ECKey:
     return key
 
 
-async def register_prescriber(session: AsyncSession, data: PrescriberCreate) -> PrescriberRecord:
-    """Register a prescriber at one or more facilities with the key that verifies their signatures."""
+async def register_prescriber(
+    session: AsyncSession, data: PrescriberCreate, *, hasher: SecretHasher | None = None
+) -> PrescriberRecord:
+    """Register a prescriber at one or more facilities with the key that verifies their signatures.
+
+    A `password` (national-protocol sign-in) is stored only as its argon2id hash; `hasher` is
+    then required.
+    """
     key = validate_public_jwk(data.public_jwk, ["body", "public_jwk"])
     facility_codes = sorted(set(data.facility_codes))
     known = await repository.existing_facility_codes(session, facility_codes)
@@ -350,6 +356,10 @@ async def register_prescriber(session: AsyncSession, data: PrescriberCreate) -> 
         controlled_allowed=data.controlled_allowed,
         created_at=utcnow(),
     )
+    if data.password is not None:
+        if hasher is None:
+            raise ValueError("a password needs the secret hasher")
+        prescriber.password_hash = await hasher.hash(data.password.get_secret_value())
     session.add(prescriber)
     await session.flush()
     for code in facility_codes:
@@ -370,6 +380,99 @@ async def replace_prescriber_key(
     prescriber.key_thumbprint = key.thumbprint()
     await session.flush()
     return prescriber_record(prescriber)
+
+
+async def set_prescriber_password(
+    session: AsyncSession, hasher: SecretHasher, prescriber_id: str, password: str
+) -> PrescriberRecord:
+    """Set the national-protocol password; the prescriber's existing tokens stop working at once."""
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    if prescriber is None:
+        raise ClientNotFound(f"No prescriber {prescriber_id}")
+    prescriber.password_hash = await hasher.hash(password)
+    prescriber.credentials_version += 1
+    await session.flush()
+    return prescriber_record(prescriber)
+
+
+def prescriber_principal_id(facility_code: str, prescriber_id: str) -> str:
+    """The `sub` of a prescriber's token: the facility it acts for, and who it is."""
+    return f"{facility_code}:{prescriber_id}"
+
+
+async def authenticate_prescriber(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    facility_code: str,
+    prescriber_id: str,
+    password: str,
+    address: str,
+    pace: throttle.Pace,
+) -> Principal:
+    """Sign a prescriber in at a facility with their password, behind the same guessing throttle.
+
+    Refused alike (401 invalid_client): unknown prescriber or facility, no password set, a wrong
+    one, a prescriber or facility not active, or a prescriber not registered at that facility.
+    """
+    facility_code, prescriber_id = facility_code.strip().upper(), prescriber_id.strip().upper()
+    keys = throttle.subjects(runtime.settings, connection_code=prescriber_id, address=address)
+    attempt = await throttle.guard(session, runtime.settings, keys, pace)
+    prescriber = await repository.get_prescriber(session, prescriber_id)
+    ok = await runtime.hasher.verify(prescriber.password_hash if prescriber else None, password)
+    facility = await repository.get_facility(session, facility_code) if ok else None
+    if (
+        prescriber is None
+        or not ok
+        or prescriber.status != ClientStatus.ACTIVE
+        or facility is None
+        or facility.status != ClientStatus.ACTIVE
+        or not await repository.prescriber_works_at(session, prescriber_id, facility_code)
+    ):
+        await attempt.failed(refused_with_error=True)
+        raise InvalidClient()
+    return Principal(
+        kind=ClientKind.PRESCRIBER,
+        client_id=prescriber_principal_id(facility_code, prescriber_id),
+        credentials_version=prescriber.credentials_version,
+    )
+
+
+async def current_prescriber(
+    session: AsyncSession, principal: Principal
+) -> tuple[FacilityRecord, PrescriberRecord]:
+    """The facility and prescriber a prescriber's token acts for, re-checked now."""
+    facility_code, _, prescriber_id = principal.client_id.partition(":")
+    prescriber = await repository.get_prescriber(session, prescriber_id)
+    facility = await repository.get_facility(session, facility_code)
+    if (
+        principal.kind is not ClientKind.PRESCRIBER
+        or prescriber is None
+        or facility is None
+        or prescriber.credentials_version != principal.credentials_version
+    ):
+        raise Unauthorized("These credentials were replaced or removed; sign in again")
+    if prescriber.status != ClientStatus.ACTIVE or facility.status != ClientStatus.ACTIVE:
+        raise Unauthorized("This prescriber or facility is not active")
+    if not await repository.prescriber_works_at(session, prescriber_id, facility_code):
+        raise Unauthorized(f"Prescriber {prescriber_id} is no longer registered at facility {facility_code}")
+    return facility_record(facility), prescriber_record(prescriber)
+
+
+async def add_prescriber_at(session: AsyncSession, facility_code: str, prescriber_id: str) -> bool:
+    """Register a nationally registered prescriber at this facility; False when already there."""
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    if prescriber is None:
+        raise ClientNotFound(f"No prescriber {prescriber_id} in the national registry")
+    if prescriber.status == ClientStatus.REVOKED:
+        raise RegistryConflict(f"Prescriber {prescriber.prescriber_id} is revoked")
+    return await repository.link_prescriber(session, prescriber.prescriber_id, facility_code)
+
+
+async def remove_prescriber_at(session: AsyncSession, facility_code: str, prescriber_id: str) -> None:
+    """Remove a prescriber from this facility; their prescriptions stay as they are."""
+    if not await repository.unlink_prescriber(session, prescriber_id.strip().upper(), facility_code):
+        raise ClientNotFound(f"Prescriber {prescriber_id} is not registered at facility {facility_code}")
 
 
 async def get_prescriber(session: AsyncSession, prescriber_id: str) -> PrescriberRecord | None:

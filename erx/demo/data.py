@@ -147,12 +147,16 @@ async def _upsert(session: AsyncSession, runtime: Runtime) -> dict[str, Any]:
             )
         else:
             prescriber = await registry.replace_prescriber_key(session, existing.prescriber_id, public)
+        # The national protocol's sign-in (dang-nhap-bac-si) needs a password of its own.
+        password = new_secret()
+        await registry.set_prescriber_password(session, hasher, prescriber.prescriber_id, password)
         entry = {
             "prescriber_id": prescriber.prescriber_id,
             "full_name": full_name,
             "license_no": license_no,
             "private_jwk": key.as_dict(private=True),
             "controlled_allowed": controlled,
+            "password": password,
         }
         for facility in facilities:
             if facility["facility_code"] in codes:

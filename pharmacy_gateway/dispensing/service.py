@@ -208,6 +208,34 @@ async def lookup(
     )
 
 
+async def lookup_record(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    pharmacy: PharmacyRecord,
+    text: str,
+    address: str,
+    pace: throttle.Pace,
+) -> PrescriptionRecord:
+    """Find a prescription as `lookup` does (throttled misses, the access log) for another dialect's read.
+
+    The caller shows a pharmacy no more than `lookup` does (no identity numbers, no diagnoses).
+    """
+    found = await _resolve(
+        session,
+        runtime,
+        pharmacy=pharmacy,
+        text=text,
+        action=AccessAction.LOOKUP,
+        address=address,
+        pace=pace,
+        finder=lambda code: prescriptions.find(session, code),
+    )
+    await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
+    metrics.LOOKUPS.labels("found").inc()
+    return found
+
+
 # ---- dispensing ---------------------------------------------------------------------------
 
 

@@ -33,6 +33,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/prescriptions/01001K7Q2M9X-c/qr.png", to(CORE)),
     Route("/api/v1/prescriptions/01001K7Q2M9X-c/cancel", to(CORE)),
     Route("/api/v1/prescriptions/01001K7Q2M9X-c/access-log", to(CORE)),
+    Route("/api/v1/prescriptions/01001K7Q2M9X-c/fhir", to(CORE)),
+    Route("/api/v1/prescriptions/fhir", to(CORE)),
+    Route("/api/v1/prescribers/42/password", to(CORE)),
     Route("/api/v1/drugs?q=paracetamol", to(CORE)),
     Route("/api/v1/facilities", to(CORE)),
     Route("/api/v1/prescribers/42/key", to(CORE)),
@@ -56,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/gateway/v1/prescriptions/01001K7Q2M9X-c/dispenses", to(GATEWAY)),
     Route("/gateway/v1/dispenses", to(GATEWAY)),
     Route("/gateway/v1/dispenses/7/void", to(GATEWAY)),
+    Route("/gateway/v1/dispenses/7/fhir", to(GATEWAY)),
     Route("/gateway/v1/prices", to(GATEWAY)),
     # gateway: the national protocol, pharmacy side (under /api/v1, yet the gateway's)
     Route("/api/v1/thong-tin-don-thuoc/25366VMA336R-c", to(GATEWAY)),

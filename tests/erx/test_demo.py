@@ -34,6 +34,18 @@ class TestDemoData:
             r = await api.token("/api/v1/auth/token", facility["facility_code"], facility["client_secret"])
             assert r.status_code == 200
             assert all(p["private_jwk"]["d"] for p in facility["prescribers"])
+            for prescriber in facility["prescribers"]:
+                # Each demo prescriber signs in through the national protocol with its password.
+                login = await api.client.post(
+                    "/api/auth/dang-nhap-bac-si",
+                    json={
+                        "ma_lien_thong_co_so_kham_chua_benh": facility["facility_code"],
+                        "ma_lien_thong_bac_si": prescriber["prescriber_id"],
+                        "password": prescriber["password"],
+                    },
+                )
+                assert login.status_code == 200, login.text
+                assert login.json()["token_type"] == "bearer"
         assert {p["controlled_licence"] for p in creds["pharmacies"]} == {True, False}
         catalogue = await api.client.get("/api/v1/drugs", params={"category": "supplement"})
         assert catalogue.json()["total"] >= 25

@@ -1,0 +1,57 @@
+"""Routes of prescriptions in HL7 FHIR R4 for the issuing facility."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from eprescribe.fhir import service
+from eprescribe.prescriptions.schemas import PrescriptionCreated, PrescriptionSubmit
+from eprescribe.registry.deps import CurrentFacility
+from kit.database import SessionDep
+from kit.errors import ERRORS
+from kit.runtime import RuntimeDep, client_address
+
+router = APIRouter(tags=["FHIR R4"])
+FHIR_JSON = "application/fhir+json"
+
+
+@router.post(
+    "/api/v1/prescriptions/fhir", status_code=201, response_model=PrescriptionCreated, responses=ERRORS
+)
+async def submit_fhir_prescription(
+    body: PrescriptionSubmit,
+    request: Request,
+    facility: CurrentFacility,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Store a prescription written as a FHIR MedicationRequest Bundle, signed as `{"jws"}` (ES256).
+
+    The JWS payload is the Bundle; the signature, the prescriber, the facility and every rule are
+    checked as for `POST /api/v1/prescriptions`, and the answer is the same.
+    """
+    outcome = await service.submit(
+        session,
+        runtime,
+        facility=facility,
+        compact_jws=body.jws,
+        idempotency_key=idempotency_key,
+        base_url=str(request.base_url),
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.get(
+    "/api/v1/prescriptions/{code}/fhir",
+    responses={200: {"content": {FHIR_JSON: {}}}, **ERRORS},
+)
+async def prescription_as_fhir(
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+) -> JSONResponse:
+    """This facility's prescription as a FHIR R4 Bundle: a MedicationRequest per line, the people and places."""
+    bundle = await service.export(session, facility, code, address=client_address(request))
+    return JSONResponse(bundle, media_type=FHIR_JSON)
