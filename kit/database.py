@@ -7,7 +7,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, event, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    any_,
+    bindparam,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -163,3 +175,17 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function" commits before the response is sent, so a 201 is never followed by a
 # failed commit.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+def one_of(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column` is one of the values of the list parameter `name`.
+
+    One array parameter on PostgreSQL (`= ANY($1)`), so the statement's text is the same for
+    every list and its compiled and prepared forms are reused; an expanding IN on SQLite.
+    """
+    found: ColumnElement[bool] = (
+        column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        if dialect == "postgresql"
+        else column.in_(bindparam(name, expanding=True))
+    )
+    return found

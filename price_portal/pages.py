@@ -33,6 +33,8 @@ router = APIRouter(include_in_schema=False)
 router.include_router(web.static_router)
 
 PAGE_SIZE = 20
+# Matched products shown as cards above the prices, best first (the rest are counted).
+PRODUCT_CARDS = 6
 OUTLETS_PAGE_SIZE = 25
 POPULAR = ["paracetamol", "thuốc ho", "amoxicillin", "vitamin C", "omeprazol", "bổ phế"]
 CATEGORIES = ["normal", "traditional", "supplement"]
@@ -118,6 +120,7 @@ async def search_page(
         _pick(sort, SORTS) or "price",
         PAGE_SIZE,
         (number - 1) * PAGE_SIZE,
+        products=PRODUCT_CARDS,
     )
     form = {
         "q": q,
@@ -128,7 +131,7 @@ async def search_page(
     }
     results = await service.search_prices(session, query)
     stats: dict[int, tuple[int, int]] = {}
-    products = results.products[:6]
+    products = results.products
     if products:
         stats = await service.lowest_prices(session, products, province=query.province)
     api_params = {k: v for k, v in form.items() if v}
@@ -137,7 +140,7 @@ async def search_page(
         "results": results,
         "products": products,
         "product_stats": stats,
-        "more_products": max(0, len(results.products) - len(products)),
+        "more_products": max(0, results.matched - len(products)),
         "page": number,
         "pages": max(1, math.ceil(min(results.total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE)),
         "csv_url": "/portal/api/v1/prices.csv?" + urlencode(api_params),

@@ -450,7 +450,7 @@ async def get_pharmacy(session: AsyncSession, connection_code: str) -> PharmacyR
 
 
 async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, PharmacyRecord]:
-    return {p.id: pharmacy_record(p) for p in await repository.pharmacies_by_ids(session, ids) if p.id}
+    return {row[0]: PharmacyRecord(*row) for row in await repository.pharmacy_records_by_ids(session, ids)}
 
 
 async def pharmacies_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, PharmacyRecord]:
