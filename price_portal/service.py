@@ -96,20 +96,6 @@ async def _filter_for(
     return prices.public_filter(category=query.category, province=query.province, kind=query.kind), None
 
 
-async def _rows(
-    session: AsyncSession, listings: Sequence[Listing], wanted: Sequence[int] = ()
-) -> tuple[list[PriceRow], dict[int, Product]]:
-    """The rows of listings with their product and outlet; also the `wanted` products, in one lookup."""
-    drugs = await catalogue.products_by_ids(session, sorted({x.drug_id for x in listings} | set(wanted)))
-    outlets = await registry.pharmacies_by_ids(session, sorted({x.pharmacy_id for x in listings}))
-    rows = [
-        PriceRow(x, drugs[x.drug_id], outlets[x.pharmacy_id])
-        for x in listings
-        if x.drug_id in drugs and x.pharmacy_id in outlets
-    ]
-    return rows, drugs
-
-
 async def search_prices(session: AsyncSession, query: PriceQuery) -> PriceResults:
     """Listed prices matching the query, one page in the requested order, and the exact total."""
     where, resolution = await _filter_for(session, query)
@@ -118,9 +104,12 @@ async def search_prices(session: AsyncSession, query: PriceQuery) -> PriceResult
     shown = ranked[: query.products]
     if where is None:
         return PriceResults(0, [], [], 0, fuzzy)
-    total, listings = await prices.page_with_total(session, where, query.sort, query.limit, query.offset)
-    rows, drugs = await _rows(session, listings, shown)
-    return PriceResults(total, rows, [drugs[i] for i in shown if i in drugs], len(ranked), fuzzy)
+    total, found = await prices.page_with_products_and_outlets(
+        session, where, query.sort, query.limit, query.offset
+    )
+    rows = [PriceRow(listing, drug, outlet) for listing, drug, outlet in found]
+    cards = await catalogue.products_by_ids(session, shown) if shown else {}
+    return PriceResults(total, rows, [cards[i] for i in shown if i in cards], len(ranked), fuzzy)
 
 
 # ---- open data: CSV ----------------------------------------------------------------------
@@ -420,11 +409,9 @@ class OutletView:
 async def outlet_view(
     session: AsyncSession, outlet_id: int, *, sort: str = "price", limit: int = 50, offset: int = 0
 ) -> OutletView:
-    found = await registry.pharmacies_by_ids(session, [outlet_id])
-    outlet = found.get(outlet_id)
+    outlet = (await registry.pharmacies_by_ids(session, [outlet_id])).get(outlet_id)
     if outlet is None or outlet.status != "active":
         raise OutletNotFound(outlet_id)
     where = ListingFilter(pharmacy_id=outlet_id)
-    total, listings = await prices.page_with_total(session, where, sort, limit, offset)
-    rows, _ = await _rows(session, listings)
-    return OutletView(outlet, total, rows)
+    total, found = await prices.page_with_products_and_outlets(session, where, sort, limit, offset)
+    return OutletView(outlet, total, [PriceRow(listing, drug, lister) for listing, drug, lister in found])

@@ -55,9 +55,12 @@ PRODUCT_COLUMNS = (
 )
 
 
+PRODUCTS = select(*PRODUCT_COLUMNS)
+
+
 @functools.cache
 def _product_rows(dialect: str) -> Any:
-    return select(*PRODUCT_COLUMNS).where(one_of(dialect, col(Drug.id), "ids"))
+    return PRODUCTS.where(one_of(dialect, col(Drug.id), "ids"))
 
 
 async def product_rows(session: AsyncSession, ids: Sequence[int]) -> list[tuple[Any, ...]]:

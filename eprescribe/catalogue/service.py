@@ -180,8 +180,13 @@ async def products_by_registration(session: AsyncSession, numbers: Sequence[str]
     return found
 
 
-def _product_of(row: Sequence[Any]) -> Product:
-    """A product from a row of `repository.PRODUCT_COLUMNS`."""
+def products_query() -> Select[*tuple[Any, ...]]:
+    """Every product's columns, id first, to join into another context's query (one object)."""
+    return repository.PRODUCTS
+
+
+def product_from_row(row: Sequence[Any]) -> Product:
+    """The product of a row of `products_query()`."""
     (id_, number, name, ingredient, strength, form, unit, category, price, packaging, maker, country) = row[
         :12
     ]
@@ -203,7 +208,7 @@ def _product_of(row: Sequence[Any]) -> Product:
 
 
 async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Product]:
-    return {row[0]: _product_of(row) for row in await repository.product_rows(session, ids)}
+    return {row[0]: product_from_row(row) for row in await repository.product_rows(session, ids)}
 
 
 async def categories_by_keys(session: AsyncSession, keys: Sequence[ProductKey]) -> dict[ProductKey, set[str]]:
@@ -224,7 +229,7 @@ async def product_with_substitutes(
 ) -> tuple[Product, list[Product]] | None:
     """A product and every product with its ingredient, strength and form (itself included), in one query."""
     wanted = registration_no.strip()
-    drugs = [_product_of(row) for row in await repository.product_and_substitute_rows(session, wanted)]
+    drugs = [product_from_row(row) for row in await repository.product_and_substitute_rows(session, wanted)]
     item = next((d for d in drugs if d.registration_no == wanted), None)
     return (item, drugs) if item is not None else None
 

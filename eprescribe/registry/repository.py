@@ -58,7 +58,7 @@ async def get_pharmacy(session: AsyncSession, connection_code: str) -> Pharmacy 
 
 # The columns of a `PharmacyRecord`, in its order: the public pages read outlets by id on every
 # search, through a Core statement built once.
-_PHARMACY_RECORDS = select(
+PHARMACY_RECORDS = select(
     col(Pharmacy.id),
     col(Pharmacy.connection_code),
     col(Pharmacy.name),
@@ -74,7 +74,7 @@ _PHARMACY_RECORDS = select(
 
 @functools.cache
 def _pharmacy_records(dialect: str) -> Any:
-    return _PHARMACY_RECORDS.where(one_of(dialect, col(Pharmacy.id), "ids"))
+    return PHARMACY_RECORDS.where(one_of(dialect, col(Pharmacy.id), "ids"))
 
 
 async def pharmacy_records_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[tuple[Any, ...]]:

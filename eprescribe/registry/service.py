@@ -453,6 +453,16 @@ async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[i
     return {row[0]: PharmacyRecord(*row) for row in await repository.pharmacy_records_by_ids(session, ids)}
 
 
+def pharmacy_records_query() -> Select[*tuple[Any, ...]]:
+    """Every outlet's record columns, id first, to join into another context's query (one object)."""
+    return repository.PHARMACY_RECORDS
+
+
+def pharmacy_from_row(row: Sequence[Any]) -> PharmacyRecord:
+    """The record of a row of `pharmacy_records_query()`."""
+    return PharmacyRecord(*row)
+
+
 async def pharmacies_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, PharmacyRecord]:
     found = await repository.pharmacies_by_codes(session, codes)
     return {p.connection_code: pharmacy_record(p) for p in found}

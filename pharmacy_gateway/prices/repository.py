@@ -281,9 +281,20 @@ def _per_product_ids(shape: _Shape, sort: str) -> Select[Any]:
     )
 
 
+# Another context's rows to read with each listing: (its query, id first; the listing's column
+# that names the row), e.g. the catalogue's products by `drug_id`.
+Joined = tuple[tuple[Select[*tuple[Any, ...]], str], ...]
+
+
 @functools.cache
-def _page_statement(shape: _Shape, sort: str, per_product: bool, with_total: bool) -> Select[Any]:
-    """One page: its ids read from an index alone where one covers the filter, then their rows."""
+def _page_statement(
+    shape: _Shape, sort: str, per_product: bool, with_total: bool, joined: Joined
+) -> Select[Any]:
+    """One page: its ids read from an index alone where one covers the filter, then their rows.
+
+    The total comes as the first column when asked for; the `joined` rows' columns follow the
+    listing's, each joined on its first column (their lookups by primary key ride along).
+    """
     key, descending = SORT_KEYS[sort]
     ids = (
         _per_product_ids(shape, sort)
@@ -291,16 +302,25 @@ def _page_statement(shape: _Shape, sort: str, per_product: bool, with_total: boo
         else select(L.id).where(*_conditions(shape)).order_by(*_ordered((L[key], L.id), descending))
     )
     page = ids.limit(bindparam("limit")).offset(bindparam("offset")).subquery("page")
-    extra = (_total(shape),) if with_total else ()
-    return (
-        select(*extra, *COLUMNS)
-        .select_from(LISTING.join(page, L.id == page.c.id))
-        .order_by(*_ordered((L[key], L.id), descending))
-    )
+    rows = LISTING.join(page, L.id == page.c.id)
+    columns: list[Any] = [_total(shape)] if with_total else []
+    columns += COLUMNS
+    for index, (query, listing_column) in enumerate(joined):
+        other = query.subquery(f"joined_{index}")
+        rows = rows.join(other, other.c[0] == L[listing_column])
+        columns += list(other.c)
+    return select(*columns).select_from(rows).order_by(*_ordered((L[key], L.id), descending))
 
 
 def _page(
-    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int, *, with_total: bool
+    session: AsyncSession,
+    where: ListingFilter,
+    sort: str,
+    limit: int,
+    offset: int,
+    *,
+    with_total: bool,
+    joined: Joined = (),
 ) -> tuple[Select[Any], dict[str, Any]]:
     shape = _shape(_dialect(session), where)
     depth = offset + limit
@@ -311,7 +331,7 @@ def _page(
         and depth <= PER_PRODUCT_MAX_DEPTH
     )
     values = params(where) | {"limit": limit, "offset": offset, "depth": depth}
-    return _page_statement(shape, sort, per_product, with_total), values
+    return _page_statement(shape, sort, per_product, with_total, joined), values
 
 
 async def page_listings(
@@ -322,14 +342,26 @@ async def page_listings(
 
 
 async def page_with_total(
-    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
-) -> tuple[int, list[Listing]]:
-    """One page and the total, in one statement (a second one only for a page past the end)."""
-    stmt, values = _page(session, where, sort, limit, offset, with_total=True)
+    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int, joined: Joined = ()
+) -> tuple[int, list[tuple[Listing, list[tuple[Any, ...]]]]]:
+    """The total and one page, each listing with its `joined` rows, in one statement.
+
+    A second statement counts only for a page past the end.
+    """
+    stmt, values = _page(session, where, sort, limit, offset, with_total=True, joined=joined)
     rows = (await session.execute(stmt, values)).all()
     if not rows:
         return await count_listings(session, where), []
-    return int(rows[0][0]), [Listing(*row[1:]) for row in rows]
+    widths = [len(query.selected_columns) for query, _ in joined]
+    found = []
+    for row in rows:
+        start = 1 + len(COLUMNS)
+        others = []
+        for width in widths:
+            others.append(tuple(row[start : start + width]))
+            start += width
+        found.append((Listing(*row[1 : 1 + len(COLUMNS)]), others))
+    return int(rows[0][0]), found
 
 
 def distance_order(latitude: float, longitude: float) -> tuple[Any, ...]:

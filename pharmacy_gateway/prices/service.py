@@ -115,6 +115,7 @@ async def recount(session: AsyncSession) -> None:
 # them are built once per shape of filter too.
 HIDDEN_OUTLETS = registry.inactive_pharmacy_ids_query()
 IN_CATEGORY = catalogue.ids_in_category_query(bindparam("category"))
+JOINED = ((catalogue.products_query(), "drug_id"), (registry.pharmacy_records_query(), "pharmacy_id"))
 
 
 def public_filter(
@@ -151,7 +152,23 @@ async def page_with_total(
     session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
 ) -> tuple[int, list[Listing]]:
     """How many listings the filter sees, and one page of them in the given order."""
-    return await repository.page_with_total(session, where, sort, limit, offset)
+    total, found = await repository.page_with_total(session, where, sort, limit, offset)
+    return total, [listing for listing, _ in found]
+
+
+async def page_with_products_and_outlets(
+    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
+) -> tuple[int, list[tuple[Listing, Product, PharmacyRecord]]]:
+    """The total and one page, each listing with its product and outlet, in one round trip.
+
+    The catalogue's and the registry's rows are joined through the queries their services lend.
+    """
+    total, found = await repository.page_with_total(session, where, sort, limit, offset, JOINED)
+    rows = [
+        (listing, catalogue.product_from_row(product), registry.pharmacy_from_row(outlet))
+        for listing, (product, outlet) in found
+    ]
+    return total, rows
 
 
 async def page_by_distance(
