@@ -157,3 +157,27 @@ def drug_row_keys(
         "form_key": match_key(dosage_form),
         "search_text": fold(" ".join([name, active_ingredient, registration_no])),
     }
+
+
+def settings_for(database_url: str, signing_key: dict[str, str], data_dir: Path) -> Any:
+    """The settings the bench server runs with (production, the seeded database, the bench key)."""
+    from kit.settings import Settings
+
+    return Settings.model_validate(
+        {
+            "environment": "production",
+            "DATABASE_URL": database_url,
+            "signing_key": json.dumps(signing_key),
+            "data_dir": data_dir,
+            "access_token_ttl_seconds": 7 * 86400,
+        }
+    )
+
+
+def app_for(settings: Any) -> tuple[Any, Any]:
+    """A runtime and the all-in-one app on it, in this process."""
+    from erx.app import create_app
+    from kit.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    return runtime, create_app(runtime=runtime)

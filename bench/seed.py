@@ -38,7 +38,7 @@ from rich.progress import (
 
 from bench import jose, project
 
-SEED_VERSION = 1
+SEED_VERSION = 2
 DATABASE = "erx_bench"
 BATCH = 10_000
 PROVINCES = {
@@ -294,19 +294,23 @@ async def seed(
             if code not in taken:
                 taken.add(code)
                 facility_codes.append(code)
+        facility_names = {
+            code: f"{rng.choice(['Bệnh viện', 'Phòng khám', 'Trung tâm Y tế'])} {rng.choice(OUTLET_NAMES)} {i}"
+            for i, code in enumerate(facility_codes)
+        }
         await copier.copy(
             "facility",
             [
                 {
                     "facility_code": code,
-                    "name": f"{rng.choice(['Bệnh viện', 'Phòng khám', 'Trung tâm Y tế'])} {rng.choice(OUTLET_NAMES)} {i}",
+                    "name": facility_names[code],
                     "province_code": code[:2],
                     "secret_hash": secret_hash,
                     "status": "active",
                     "credentials_version": 1,
                     "created_at": now,
                 }
-                for i, code in enumerate(facility_codes)
+                for code in facility_codes
             ],
         )
         progress.advance(task, plan.facilities)
@@ -317,12 +321,21 @@ async def seed(
             pid = f"BS{i:08d}"
             works_at = sorted(set(rng.sample(facility_codes, rng.choice([1, 1, 1, 2]))))
             controlled = rng.random() < 0.15
-            prescribers.append({"id": pid, "jwk": jwk, "facilities": works_at, "controlled": controlled})
+            full_name = f"BS. {_name(rng)}"
+            prescribers.append(
+                {
+                    "id": pid,
+                    "jwk": jwk,
+                    "facilities": works_at,
+                    "controlled": controlled,
+                    "full_name": full_name,
+                }
+            )
             public = jose.public_jwk(jwk)
             prescriber_rows.append(
                 {
                     "prescriber_id": pid,
-                    "full_name": f"BS. {_name(rng)}",
+                    "full_name": full_name,
                     "license_no": f"{i:06d}/BENCH-CCHN",
                     "public_jwk": json.dumps(public),
                     "key_thumbprint": thumbprint(public),
@@ -442,9 +455,9 @@ async def seed(
         hot: tuple[str, str] | None = None
         used_codes: set[str] = set()
         next_id, next_item = 1, 1
-        generator = _prescriptions(rng, plan, prescribers, by_kind, now, valid_until)
+        generator = _prescriptions(rng, plan, prescribers, facility_names, by_kind, now, valid_until)
         while next_id <= plan.prescriptions:
-            p_rows, i_rows, log_rows = [], [], []
+            p_rows, i_rows, d_rows, log_rows = [], [], [], []
             for _ in range(min(BATCH, plan.prescriptions - next_id + 1)):
                 p, lines = next(generator)
                 while p["code"] in used_codes:
@@ -514,8 +527,11 @@ async def seed(
                     diagnoses=json.dumps(p["diagnoses"], ensure_ascii=False),
                 )
                 p_rows.append(p)
+                d_rows.append({"payload_digest": p["payload_digest"], "prescription_code": p["code"]})
                 for line in lines:
-                    i_rows.append({**line, "id": next_item, "prescription_id": next_id})
+                    i_rows.append(
+                        {**line, "id": next_item, "prescription_id": next_id, "prescription_code": p["code"]}
+                    )
                     next_item += 1
                 log_rows.append(
                     {
@@ -528,6 +544,7 @@ async def seed(
                 )
                 next_id += 1
             await copier.copy("prescription", p_rows)
+            await copier.copy("prescription_payload", d_rows)
             await copier.copy("prescription_item", i_rows)
             await copier.copy("access_log", log_rows)
             progress.advance(task, len(p_rows))
@@ -604,6 +621,7 @@ def _prescriptions(
     rng: random.Random,
     plan: SeedPlan,
     prescribers: list[dict[str, Any]],
+    facility_names: dict[str, str],
     by_kind: dict[str, list[Drug]],
     now: datetime,
     valid_until: datetime,
@@ -665,6 +683,8 @@ def _prescriptions(
             "status": "active",
             "facility_code": facility,
             "prescriber_id": prescriber["id"],
+            "prescriber_name": prescriber["full_name"],
+            "facility_name": facility_names[facility],
             "issued_at": issued,
             # A year of validity (not the policy's 5 days) keeps the seeded volume dispensable
             # between runs; the QR signs this same instant, so lookups by QR still verify.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -9,6 +14,7 @@ import typer
 from eprescribe.catalogue.cli import drugs_app
 from eprescribe.registry.cli import admin_app
 from erx.demo.cli import demo_app
+from erx.maintenance import maintenance_app
 from erx.migrate import require_current_schema, upgrade
 from kit.cli import CliEnvironment, console, environment
 from kit.security import KeyRing
@@ -24,6 +30,7 @@ app.add_typer(drugs_app, name="drugs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(demo_app, name="demo")
 app.add_typer(prices_app, name="prices")
+app.add_typer(maintenance_app, name="maintenance")
 
 
 @app.callback()
@@ -56,15 +63,39 @@ def serve(
         path = load_demo_sync(settings)
         console.print(f"[green]Demo data ready[/]; credentials in [bold]{path}[/]")
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "erx.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers if not settings.is_sqlite else 1,
-        proxy_headers=True,
-        log_level="info",
-    )
+    workers = workers if not settings.is_sqlite else 1
+    with metrics_directory(workers):
+        uvicorn.run(
+            "erx.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # The app applies ERX_TRUSTED_PROXIES itself (kit.proxy), as in every deployment; the
+            # request's JSON line replaces the access log, which would show raw paths.
+            proxy_headers=False,
+            access_log=False,
+            log_level=settings.log_level,
+        )
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[None]:
+    """Give several workers one fresh PROMETHEUS_MULTIPROC_DIR, removed when they stop.
+
+    Each worker writes its metrics there and `/metrics` adds them all up; values of an
+    earlier run would be added too, so it starts empty. One worker keeps them in memory.
+    """
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="erx-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @db_app.command("upgrade")

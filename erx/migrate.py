@@ -17,7 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
+from kit.app import NotReady, ReadinessCheck
 from kit.database import create_engine
+from kit.runtime import Runtime
 from kit.settings import Settings
 
 # The packages that own tables, each with its `migrations/` folder of revisions.
@@ -118,3 +120,20 @@ def require_current_schema(settings: Settings) -> None:
             f"The database schema is not current ({state}; expected {', '.join(sorted(expected))}): "
             "run `erx db upgrade` first"
         )
+
+
+def schema_readiness(settings: Settings) -> ReadinessCheck:
+    """A `/readyz` check: the database's schema is at this release's migration head.
+
+    The head is read from the migration graph once; each check reads `alembic_version`.
+    """
+    expected = set(heads(settings))
+
+    async def schema_at_head(runtime: Runtime) -> None:
+        async with runtime.database.engine.connect() as connection:
+            current = await connection.run_sync(_current)
+        if current != expected:
+            state = ", ".join(sorted(current)) or "empty"
+            raise NotReady(f"the schema is at {state}, this release needs {', '.join(sorted(expected))}")
+
+    return schema_at_head

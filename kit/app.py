@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
+from kit import metrics, tracing
 from kit.errors import install_problem_handlers, problem_response
+from kit.observability import Telemetry, configure_logging
 from kit.runtime import Runtime, RuntimeDep
+from kit.security import KeyRing
 from kit.settings import Settings, get_settings
 
+# A readiness check raises (anything) when this instance should not get traffic; its message
+# becomes the problem's detail, so it names what is wrong and never a secret.
+ReadinessCheck = Callable[[Runtime], Awaitable[None]]
+READINESS_TIMEOUT_SECONDS = 3.0
+
 common_router = APIRouter()
+
+
+class NotReady(Exception):
+    """What a readiness check raises to say why."""
+
+
+async def database_ready(runtime: Runtime) -> None:
+    """The primary answers (and the replica the portal reads from, when there is one)."""
+    await runtime.database.ping()
+    if runtime.read_database is not runtime.database:
+        await runtime.read_database.ping()
+
+
+async def signing_keys_ready(runtime: Runtime) -> None:
+    """The configured keys load, the one this process signs with is still the newest, and it works."""
+    try:
+        configured = await asyncio.to_thread(KeyRing.load, runtime.settings, create=False)
+    except Exception as exc:
+        raise NotReady(f"the signing keys do not load ({type(exc).__name__})") from exc
+    if configured.active_kid != runtime.keyring.active_kid:
+        raise NotReady("a newer signing key is configured; restart this instance to sign with it")
+    runtime.keyring.verify_compact(runtime.keyring.sign_compact({"ready": True}))
+
+
+DEFAULT_READINESS: tuple[tuple[str, ReadinessCheck], ...] = (
+    ("database", database_ready),
+    ("signing_keys", signing_keys_ready),
+)
 
 
 @common_router.get("/healthz", tags=["operations"])
@@ -22,13 +59,25 @@ async def healthz() -> dict[str, str]:
 
 
 @common_router.get("/readyz", tags=["operations"], response_model=None)
-async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
-    """The database answers."""
-    try:
-        await runtime.database.ping()
-    except Exception as exc:
-        return problem_response(503, "Not ready", f"database: {type(exc).__name__}", problem="not-ready")
+async def readyz(request: Request, runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
+    """The database answers, the schema is at the migration head, the signing keys load."""
+    checks: Sequence[tuple[str, ReadinessCheck]] = request.app.state.readiness
+    for name, check in checks:
+        try:
+            await asyncio.wait_for(check(runtime), READINESS_TIMEOUT_SECONDS)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, NotReady) else type(exc).__name__
+            return problem_response(
+                503, "Not ready", f"{name}: {reason}", problem="not-ready", extra={"check": name}
+            )
     return {"status": "ready", "database": runtime.database.dialect}
+
+
+@common_router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """Prometheus exposition of this instance, every worker process added up."""
+    body, media_type = metrics.render()
+    return Response(body, media_type=media_type)
 
 
 @common_router.get("/.well-known/jwks.json", tags=["operations"])
@@ -44,18 +93,40 @@ def build_app(
     settings: Settings | None = None,
     runtime: Runtime | None = None,
     description: str = "",
+    service: str = "erx",
+    readiness: Sequence[tuple[str, ReadinessCheck]] = (),
 ) -> FastAPI:
-    """One FastAPI app over the given routers, with shared plumbing and one runtime."""
+    """One FastAPI app over the given routers, with shared plumbing and one runtime.
+
+    `service` names the app in logs; `readiness` adds checks to `/readyz` (the composition root
+    adds the migration head, which only it knows).
+    """
     runtime = runtime or Runtime.build(settings or get_settings())
+    settings = runtime.settings
+    configure_logging(settings)
+    for database, name in ((runtime.database, "primary"), (runtime.read_database, "replica")):
+        if name == "replica" and database is runtime.database:
+            continue
+        metrics.watch_pool(database.engine, name, database.capacity)
+        tracing.instrument_engine(settings, database.engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await runtime.database.dispose()
+        await runtime.dispose()
+        metrics.process_exit()
 
-    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description=description,
+        lifespan=lifespan,
+        telemetry=tracing.fastapi_telemetry(settings),
+    )
     app.state.runtime = runtime
+    app.state.readiness = (*DEFAULT_READINESS, *readiness)
     install_problem_handlers(app)
+    app.add_middleware(Telemetry, settings=settings, service=service)
     app.include_router(common_router)
     for router in routers:
         app.include_router(router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, String, select
+from sqlalchemy import Column, Index, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -63,6 +63,10 @@ class AccessLogEntry(SQLModel, table=True):
     client_address: str | None = Field(default=None, max_length=64)
 
 
+# One Core INSERT per entry, built once (every prescription access writes one).
+_INSERT = insert(AccessLogEntry.__table__)  # type: ignore[attr-defined]
+
+
 async def record_access(
     session: AsyncSession,
     *,
@@ -79,24 +83,19 @@ async def record_access(
     `durable=True` keeps the entry even when the request is refused and its transaction rolls
     back (a denied read, an unknown code): it is then written again in a transaction of its own.
     """
-    moment = at or utcnow()
-
-    def entry() -> AccessLogEntry:
-        return AccessLogEntry(
-            at=moment,
-            prescription_code=prescription_code,
-            actor_kind=actor_kind.value,
-            actor_code=actor_code,
-            action=str(action),
-            client_address=client_address,
-        )
-
-    session.add(entry())
-    await session.flush()
+    entry = {
+        "at": at or utcnow(),
+        "prescription_code": prescription_code,
+        "actor_kind": actor_kind.value,
+        "actor_code": actor_code,
+        "action": str(action),
+        "client_address": client_address,
+    }
+    await session.execute(_INSERT, entry)
     if durable:
 
         async def rewrite(fresh: AsyncSession) -> None:
-            fresh.add(entry())
+            await fresh.execute(_INSERT, entry)
 
         on_rollback(session, rewrite)
 

@@ -51,7 +51,7 @@ def run_with_runtime(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]]
         try:
             return await work(runtime)
         finally:
-            await runtime.database.dispose()
+            await runtime.dispose()
 
     return asyncio.run(run())
 

@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit import web, web_session
+from kit import observability, web, web_session
 from kit.database import SessionDep
 from kit.errors import Throttled, Unauthorized
 from kit.runtime import Runtime, RuntimeDep, client_address
@@ -102,6 +102,7 @@ class Console(Generic[ClientT]):
         )
         if row is None:
             return None
+        observability.note_client(row.kind, row.client_id)
         try:
             # Re-checked on every request: a suspended, revoked or re-keyed client is out at once.
             client = await self.load_client(session, web_session.principal_of(row))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import (
@@ -18,7 +20,11 @@ from sqlalchemy import (
     any_,
     bindparam,
     event,
+    func,
+    insert,
+    select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -28,6 +34,14 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from kit.settings import Settings
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from sqlalchemy import Row
+
+    # A result row of any width (SQLAlchemy 2.1 types rows by their columns).
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # Constraint names must be stable from the first migration on, or later ALTERs cannot name them.
 NAMING_CONVENTION = {
@@ -90,8 +104,31 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    url = settings.resolved_database_url
+def _unique_statement_name() -> str:
+    return f"__erx_{uuid.uuid4().hex}__"
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connection arguments for this deployment.
+
+    Behind PgBouncer in transaction mode (before 1.21, or without `max_prepared_statements`)
+    consecutive transactions of one client connection run on different server connections, so
+    a prepared statement cached on one is unknown on the next: no statement caches, and each
+    prepared statement gets a name of its own so two never collide on a server connection.
+    """
+    if not settings.database_pgbouncer:
+        # Short statements only: planning them with JIT costs more than it saves. (PgBouncer
+        # refuses startup parameters: there, set `ALTER ROLE erx SET jit = off` once.)
+        return {"server_settings": {"jit": "off"}}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    url = url or settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=settings.database_echo, poolclass=NullPool)
@@ -102,17 +139,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection the server dropped
+        # fails its request once (503); SQLAlchemy then discards the whole pool, and the next
+        # checkouts open fresh connections.
+        pool_pre_ping=False,
+        pool_recycle=settings.database_pool_recycle_seconds,
+        # An error's text never quotes the statement's values (identity numbers, names).
+        hide_parameters=True,
+        connect_args=connect_args(settings),
     )
 
 
 class Database:
-    """The engine and session factory of one running service."""
+    """The engine and session factory of one running service (or of its read replica)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, url: str | None = None, *, read_only: bool = False) -> None:
         self.settings = settings
-        self.engine = create_engine(settings)
+        self.read_only = read_only
+        # A replica refuses writes itself (hot standby); nothing here writes through it.
+        self.engine = create_engine(settings, url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def capacity(self) -> int:
+        """The most connections this engine's pool may hold (0: unpooled SQLite)."""
+        return 0 if self.dialect == "sqlite" else 2 * self.settings.database_pool_size
 
     @property
     def dialect(self) -> str:
@@ -134,6 +185,85 @@ def upsert(session: AsyncSession, table: Table) -> Any:
     """
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# A table that gets one row beside each head row: (table, ((its column, the head's column), ...)).
+Beside = tuple[Table, tuple[tuple[str, str], ...]]
+
+
+async def insert_with_lines(
+    session: AsyncSession,
+    head: Table,
+    values: dict[str, Any],
+    lines: Table,
+    parent: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    skip_conflict: bool = False,
+    beside: Beside | None = None,
+) -> int | None:
+    """Insert a head row and its lines (each given the head's new id in column `parent`).
+
+    One round trip on PostgreSQL, where the lines come as one array per column and take the new
+    id from a data-modifying CTE; two on SQLite, which has neither. With `skip_conflict` a head
+    that breaks a unique constraint is not inserted (nor its lines) and None is returned instead
+    of raising. `beside` adds one row to another table from the head's values, in the same
+    statement. The statements are built once per shape, so the compiled SQL is reused.
+    """
+    fields = tuple(rows[0])
+    head_fields = tuple(values)
+    params = {f"h_{name}": value for name, value in values.items()}
+    if session.get_bind().dialect.name != "postgresql":
+        stmt = _head_insert(sqlite.insert, head, head_fields, skip_conflict, ())
+        new_id = (await session.execute(stmt, params)).scalar_one_or_none()
+        if new_id is not None:
+            if beside is not None:
+                table, columns = beside
+                await session.execute(insert(table).values({own: values[of] for own, of in columns}))
+            await session.execute(insert(lines), [{parent: new_id, **row} for row in rows])
+        return None if new_id is None else int(new_id)
+    params |= {f"l_{name}": [row[name] for row in rows] for name in fields}
+    stmt = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict, beside)
+    new_id = (await session.execute(stmt, params)).scalars().first()
+    return None if new_id is None else int(new_id)
+
+
+@functools.cache
+def _head_insert(
+    dialect_insert: Any, head: Table, fields: tuple[str, ...], skip_conflict: bool, returned: tuple[str, ...]
+) -> Any:
+    stmt = dialect_insert(head).values(
+        {name: bindparam(f"h_{name}", type_=head.c[name].type) for name in fields}
+    )
+    if skip_conflict:
+        stmt = stmt.on_conflict_do_nothing()
+    return stmt.returning(head.c.id, *(head.c[name] for name in returned))
+
+
+@functools.cache
+def _insert_with_lines_pg(
+    head: Table,
+    head_fields: tuple[str, ...],
+    lines: Table,
+    parent: str,
+    fields: tuple[str, ...],
+    skip_conflict: bool,
+    beside: Beside | None,
+) -> Any:
+    returned = tuple(of for _, of in beside[1]) if beside else ()
+    created = _head_insert(postgresql.insert, head, head_fields, skip_conflict, returned).cte("created")
+    # asyncpg sends each array typed ($n::INTEGER[]): no casts, and NULLs keep their column's type.
+    arrays = [bindparam(f"l_{name}", type_=postgresql.ARRAY(lines.c[name].type)) for name in fields]
+    given = func.unnest(*arrays).table_valued(*fields).render_derived(name="given")
+    select_rows = (
+        select(created.c.id, *(given.c[name] for name in fields)).select_from(created).join(given, true())
+    )
+    stmt = insert(lines).from_select([parent, *fields], select_rows).add_cte(created)
+    if beside is not None:
+        table, columns = beside
+        copied = select(*(created.c[of] for _, of in columns))
+        stmt = stmt.add_cte(insert(table).from_select([own for own, _ in columns], copied).cte("beside"))
+    return stmt.returning(lines.c[parent])
 
 
 RollbackWork = Callable[[AsyncSession], Awaitable[None]]
@@ -175,6 +305,20 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function" commits before the response is sent, so a 201 is never followed by a
 # failed commit.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the read replica (READ_DATABASE_URL), else on the primary; for public reads.
+
+    A replica lags the primary by its replication delay: what was just written may not show
+    yet. Only reads that may be that stale use it; nothing here writes.
+    """
+    database: Database = request.app.state.runtime.read_database
+    async with database.sessionmaker() as session, session.begin():
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
 def one_of(dialect: str, column: Any, name: str) -> ColumnElement[bool]:

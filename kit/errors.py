@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kit import metrics, observability
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://erx.gov.vn/problems/"
 
@@ -119,6 +121,7 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    observability.note_problem(problem)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -126,8 +129,15 @@ def _clean_loc(loc: Sequence[Any]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
 
+def refused(problem: str) -> None:
+    """Count a refusal by its problem type (the request's log line names it too)."""
+    metrics.REFUSALS.labels(problem).inc()
+    observability.note_problem(problem)
+
+
 async def _domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    refused(exc.problem)
     return problem_response(
         exc.status_code,
         exc.title,
@@ -143,12 +153,14 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(_clean_loc(e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
     detail = summarize(errors) if errors else "Invalid request"
+    refused("invalid-content")
     return problem_response(422, "Invalid content", detail, problem="invalid-content", errors=errors)
 
 
 async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}
+    refused(f"http-{exc.status_code}")
     return problem_response(
         exc.status_code,
         titles.get(exc.status_code, "Error"),

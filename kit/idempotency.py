@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Integer, Text, UniqueConstraint, select, update
+from sqlalchemy import Column, Integer, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -75,7 +75,8 @@ async def run_once(
     answer = await work()
     await session.execute(
         update(TABLE)
-        .where(TABLE.c.id == record_id)
+        # The scope too: on Citus it is the distribution column, so the update stays on one shard.
+        .where(TABLE.c.scope == scope, TABLE.c.id == record_id)
         .values(status_code=answer.status_code, response_body=json.dumps(answer.body, default=str))
     )
     return answer
@@ -107,4 +108,11 @@ async def _replay(session: AsyncSession, scope: str, key: str, request_hash: str
     return Answer(status_code=int(existing.status_code), body=json.loads(existing.response_body))
 
 
-__all__ = ["Answer", "IdempotencyRecord", "request_fingerprint", "run_once"]
+async def purge_before(session: AsyncSession, cutoff: datetime, *, limit: int) -> int:
+    """Delete up to `limit` records made before `cutoff` (their retries no longer replay)."""
+    oldest = select(TABLE.c.id).where(TABLE.c.created_at < cutoff).limit(limit)
+    result = await session.execute(delete(TABLE).where(TABLE.c.id.in_(oldest.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["Answer", "IdempotencyRecord", "purge_before", "request_fingerprint", "run_once"]

@@ -19,20 +19,35 @@ class Runtime:
     keyring: KeyRing
     hasher: SecretHasher
     tokens: TokenService
+    # The replica public reads go to (READ_DATABASE_URL); the primary itself when unset.
+    read_database: Database = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.read_database is None:
+            self.read_database = self.database
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         keyring = KeyRing.load(settings)
+        database = Database(settings)
+        replica = settings.resolved_read_database_url
         return cls(
             settings=settings,
-            database=Database(settings),
+            database=database,
             keyring=keyring,
             hasher=SecretHasher(settings),
             tokens=TokenService(settings, keyring),
+            read_database=Database(settings, replica, read_only=True) if replica else database,
         )
 
+    async def dispose(self) -> None:
+        await self.database.dispose()
+        if self.read_database is not self.database:
+            await self.read_database.dispose()
 
-def _runtime(request: Request) -> Runtime:
+
+async def _runtime(request: Request) -> Runtime:
+    # async: a plain function would be run in the thread pool on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -41,4 +56,9 @@ RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 def client_address(request: Request) -> str:
+    """The client's address: the socket peer, or what a trusted proxy forwarded (kit.proxy).
+
+    The app's middleware has already applied the ERX_TRUSTED_PROXIES rule to the request's
+    client, so every door sees the same address.
+    """
     return request.client.host if request.client else "unknown"

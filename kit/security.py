@@ -119,16 +119,22 @@ class KeyRing:
         return ECKey.import_key({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
 
     @classmethod
-    def load(cls, settings: Settings) -> KeyRing:
-        """Read keys from settings, else from the data directory, generating one on first run."""
+    def load(cls, settings: Settings, *, create: bool = True) -> KeyRing:
+        """Read keys from settings, else from the data directory, generating one on first run.
+
+        `create=False` (the readiness check) only reads: no key there is an error.
+        """
         if settings.signing_key is not None:
             data = json.loads(settings.signing_key.get_secret_value())
             items = data.get("keys", [data])
             return cls([_import_private(item) for item in items])
         key_dir = settings.data_dir / "keys"
-        key_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            key_dir.mkdir(parents=True, exist_ok=True)
         files = sorted(key_dir.glob("signing-*.jwk.json"))
         if not files:
+            if not create:
+                raise ValueError(f"no signing key in {key_dir}")
             cls._generate_first(key_dir)
             files = sorted(key_dir.glob("signing-*.jwk.json"))
         return cls([_import_private(json.loads(f.read_text())) for f in files])
@@ -198,12 +204,25 @@ class IssuedToken:
     expires_in: int
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    principal: Principal
+    audience: str
+    expires_at: int
+
+
+# Tokens whose signature this process has checked; a few MB at most.
+VERIFIED_TOKENS_KEPT = 20_000
+CLOCK_LEEWAY_SECONDS = 5
+
+
 class TokenService:
     """Issue and verify the signed JWT access tokens of all three client kinds."""
 
     def __init__(self, settings: Settings, keyring: KeyRing) -> None:
         self._settings = settings
         self._keyring = keyring
+        self._verified: dict[str, VerifiedToken] = {}
 
     def issue(self, principal: Principal, *, now: datetime | None = None) -> IssuedToken:
         now = now or utcnow()
@@ -224,7 +243,31 @@ class TokenService:
         return IssuedToken(access_token=token, expires_in=int(ttl.total_seconds()))
 
     def verify(self, token: str, *, expected: ClientKind, now: datetime | None = None) -> Principal:
-        now = now or utcnow()
+        """The principal a token names, if this system signed it and it has not expired.
+
+        A token's signature is checked once per process and remembered until the token expires:
+        the signature cannot change, and whether its client may still act (status, credentials
+        version) is checked against the database on every request by the caller.
+        """
+        moment = int((now or utcnow()).timestamp())
+        known = self._verified.get(token)
+        if known is None or moment > known.expires_at + CLOCK_LEEWAY_SECONDS:
+            known = self._verify_signed(token, moment)
+            self._remember(token, known)
+        if known.principal.kind is not expected or known.audience != AUDIENCE[expected]:
+            raise Forbidden(
+                f"A {known.principal.kind.value} token cannot be used here; this needs a {expected.value} token"
+            )
+        return known.principal
+
+    def _remember(self, token: str, known: VerifiedToken) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            # Drop the oldest half: cheap, and a busy process keeps its recent callers.
+            for stale in list(self._verified)[: VERIFIED_TOKENS_KEPT // 2]:
+                del self._verified[stale]
+        self._verified[token] = known
+
+    def _verify_signed(self, token: str, moment: int) -> VerifiedToken:
         try:
             header = peek_header(token)
             key = self._keyring.find(header.get("kid"))
@@ -232,8 +275,8 @@ class TokenService:
                 raise Unauthorized("The token was not signed by a key of this system")
             decoded = jwt.decode(token, key, algorithms=SIGNING_ALGORITHMS)
             registry = jwt.JWTClaimsRegistry(
-                now=int(now.timestamp()),
-                leeway=5,
+                now=moment,
+                leeway=CLOCK_LEEWAY_SECONDS,
                 iss={"essential": True, "value": self._settings.issuer},
                 sub={"essential": True},
                 exp={"essential": True},
@@ -247,13 +290,12 @@ class TokenService:
         claims = decoded.claims
         try:
             kind = ClientKind(claims["kind"])
-        except ValueError as exc:
+            principal = Principal(
+                kind=kind, client_id=str(claims["sub"]), credentials_version=int(claims.get("ver", 0))
+            )
+            return VerifiedToken(principal, str(claims.get("aud", "")), int(claims["exp"]))
+        except (ValueError, TypeError) as exc:
             raise Unauthorized("Unknown client kind in token") from exc
-        if kind is not expected or claims.get("aud") != AUDIENCE[expected]:
-            raise Forbidden(f"A {kind.value} token cannot be used here; this needs a {expected.value} token")
-        return Principal(
-            kind=kind, client_id=str(claims["sub"]), credentials_version=int(claims.get("ver", 0))
-        )
 
 
 def bearer_token(request: Request) -> str:

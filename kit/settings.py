@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password"}
@@ -21,9 +22,31 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     # DATABASE_URL is the conventional name; no prefix so operators can use the usual variable.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # Where the portal's public reads go (a streaming replica); unset -> DATABASE_URL.
+    read_database_url: str | None = Field(default=None, validation_alias="READ_DATABASE_URL")
     data_dir: Path = Path("./var")
-    database_pool_size: int = 10
+    # Per process: at least the requests one worker serves at once, so no connection is opened per request.
+    database_pool_size: int = 20
+    # Connections older than this are replaced on checkout (a failover, a restarted proxy).
+    database_pool_recycle_seconds: int = 1800
     database_echo: bool = False
+    # Behind PgBouncer in transaction mode older than 1.21 (no prepared-statement tracking):
+    # no statement caches and a unique name per prepared statement.
+    database_pgbouncer: bool = False
+
+    # Addresses or networks (comma-separated) whose X-Forwarded-For / -Proto are believed.
+    trusted_proxies: str = ""
+
+    # One JSON line per request on stderr; the level of everything else.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_requests: bool = True
+    metrics_enabled: bool = True
+    # OpenTelemetry tracing: off by default; `otlp` sends to otel_endpoint (or the standard
+    # OTEL_EXPORTER_OTLP_* variables), `console` prints spans, `none` only propagates context.
+    otel_enabled: bool = False
+    otel_exporter: Literal["otlp", "console", "none"] = "otlp"
+    otel_endpoint: str | None = None
+    otel_service_name: str = "erx"
 
     issuer: str = "https://erx.gov.vn"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -58,6 +81,22 @@ class Settings(BaseSettings):
     patient_view_free_failures: int = 3
     patient_view_block_failures: int = 6
 
+    # Housekeeping (`erx maintenance purge`): how long a retry may still replay its first answer,
+    # and how many rows one statement deletes (each batch is its own short transaction).
+    # Throttle counters go once their window has passed, web sessions once expired.
+    idempotency_retention_hours: int = 48
+    purge_batch_size: int = 5000
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: str) -> str:
+        for part in _split(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"ERX_TRUSTED_PROXIES: {part!r} is not an address or network") from exc
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "production":
@@ -81,12 +120,30 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'erx.sqlite3').resolve()}"
 
     @property
+    def resolved_read_database_url(self) -> str | None:
+        """Return the replica's URL with the async driver, or None when reads use the primary."""
+        if not self.read_database_url:
+            return None
+        url = self.read_database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in _split(self.trusted_proxies))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
     @property
     def access_token_ttl(self) -> timedelta:
         return timedelta(seconds=self.access_token_ttl_seconds)
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @lru_cache(maxsize=1)

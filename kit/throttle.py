@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import Column, Integer, String, case, select
+from sqlalchemy import Column, Integer, String, bindparam, case, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from kit import metrics
 from kit.database import UTCDateTime, on_rollback, upsert
 from kit.errors import Throttled
 from kit.settings import Settings
@@ -71,16 +72,18 @@ def subjects(settings: Settings, *, connection_code: str, address: str) -> list[
     ]
 
 
+TABLE = ThrottleCounter.__table__  # type: ignore[attr-defined]
+# Built once: every guarded request asks it (hot path).
+_COUNTED = select(TABLE.c.key, TABLE.c.window_start, TABLE.c.failures).where(
+    TABLE.c.key.in_(bindparam("keys", expanding=True)), TABLE.c.window_start > bindparam("since")
+)
+
+
 async def verdict(session: AsyncSession, settings: Settings, keys: list[Subject]) -> Verdict:
     """Judge the subjects by their failures in the current window."""
     now = utcnow()
     window = timedelta(seconds=settings.throttle_window_seconds)
-    table = ThrottleCounter.__table__  # type: ignore[attr-defined]
-    rows = await session.execute(
-        select(table.c.key, table.c.window_start, table.c.failures).where(
-            table.c.key.in_([s.key for s in keys]), table.c.window_start > now - window
-        )
-    )
+    rows = await session.execute(_COUNTED, {"keys": [s.key for s in keys], "since": now - window})
     counted = {row.key: (row.window_start, row.failures) for row in rows}
     blocked, slowed, retry_after = False, False, 0
     for subject in keys:
@@ -102,7 +105,7 @@ async def count_failure(session: AsyncSession, settings: Settings, keys: list[Su
     """
     now = utcnow()
     cutoff = now - timedelta(seconds=settings.throttle_window_seconds)
-    table = ThrottleCounter.__table__  # type: ignore[attr-defined]
+    table = TABLE
     highest = 0
     # Sorted keys: two instances counting the same pair lock the rows in one order.
     for subject in sorted(keys, key=lambda s: s.key):
@@ -145,6 +148,7 @@ async def _pace() -> AsyncIterator[Pace]:
 
 
 def refuse(found: Verdict) -> Throttled:
+    metrics.THROTTLED.inc()
     return Throttled(
         "Too many failed attempts; try again later / Quá nhiều lần thử sai, vui lòng thử lại sau",
         retry_after=found.retry_after,
@@ -189,6 +193,15 @@ async def guard(session: AsyncSession, settings: Settings, keys: list[Subject], 
 PaceDep = Annotated[Pace, Depends(_pace, scope="function")]
 
 
+async def purge_stale(session: AsyncSession, settings: Settings, *, now: datetime, limit: int) -> int:
+    """Delete up to `limit` counters whose window has passed (they count nothing any more)."""
+    table = ThrottleCounter.__table__  # type: ignore[attr-defined]
+    cutoff = now - timedelta(seconds=settings.throttle_window_seconds)
+    stale = select(table.c.key).where(table.c.window_start <= cutoff).limit(limit)
+    result = await session.execute(delete(table).where(table.c.key.in_(stale.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 __all__ = [
     "Attempt",
     "Pace",
@@ -200,6 +213,7 @@ __all__ = [
     "code_key",
     "count_failure",
     "guard",
+    "purge_stale",
     "refuse",
     "subjects",
     "verdict",

@@ -177,6 +177,14 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def purge_expired_batch(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Delete up to `limit` expired sessions (the housekeeping job; sign-ins purge too)."""
+    table = WebSession.__table__  # type: ignore[attr-defined]
+    expired = select(table.c.id).where(table.c.expires_at <= now).limit(limit)
+    result = await session.execute(delete(table).where(table.c.id.in_(expired.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def principal_of(row: WebSession) -> Principal:
     """Build the principal a console session acts for, to re-check it on every request."""
     kind = ClientKind.FACILITY if row.kind == SessionKind.PRESCRIBER else ClientKind.PHARMACY
@@ -270,6 +278,7 @@ __all__ = [
     "open_session",
     "principal_of",
     "purge_expired",
+    "purge_expired_batch",
     "remember_form_token",
     "session_cookie",
     "set_session_cookie",

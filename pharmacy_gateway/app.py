@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, FastAPI
 
-from kit.app import build_app
+from kit.app import ReadinessCheck, build_app
 from kit.runtime import Runtime
 from kit.settings import Settings
 from pharmacy_gateway.console.api import router as console_router
@@ -14,5 +16,16 @@ from pharmacy_gateway.prices.api import router as prices_router
 ROUTERS: tuple[APIRouter, ...] = (dispensing_router, prices_router, console_router)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app(list(ROUTERS), title="Pharmacy gateway", settings=settings, runtime=runtime)
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    readiness: Sequence[tuple[str, ReadinessCheck]] = (),
+) -> FastAPI:
+    return build_app(
+        list(ROUTERS),
+        service="gateway",
+        readiness=readiness,
+        title="Pharmacy gateway",
+        settings=settings,
+        runtime=runtime,
+    )

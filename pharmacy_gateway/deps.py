@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
+from kit import observability
 from kit.database import SessionDep
 from kit.runtime import RuntimeDep
 from kit.security import ClientKind, bearer_token
@@ -15,6 +16,7 @@ from kit.security import ClientKind, bearer_token
 
 async def _current_pharmacy(request: Request, session: SessionDep, runtime: RuntimeDep) -> PharmacyRecord:
     principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.PHARMACY)
+    observability.note_client(principal.kind, principal.client_id)
     return await registry.current_pharmacy(session, principal)
 
 

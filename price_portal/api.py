@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from eprescribe.catalogue.schemas import DrugCategory, Product
 from eprescribe.registry.schemas import PharmacyKind, PharmacyRecord
-from kit.database import SessionDep
+from kit.database import ReadSessionDep
 from kit.errors import PROBLEM, InvalidContent
 from kit.runtime import RuntimeDep
 from kit.time import vn_time
@@ -192,7 +192,7 @@ def _near(lat: float | None, lon: float | None) -> tuple[float, float] | None:
 )
 async def list_prices(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     q: Q = None,
     province: ProvinceQuery = None,
     category: Annotated[DrugCategory | None, Query()] = None,
@@ -224,7 +224,7 @@ async def export_prices(
     """The same rows as open data (every page at once), streamed as CSV."""
     query = service.PriceQuery(q, province, category, kind, sort, limit=0, offset=0)
     return StreamingResponse(
-        service.export_csv(runtime.database, query),
+        service.export_csv(runtime.read_database, query),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": 'attachment; filename="gia-thuoc.csv"',
@@ -242,7 +242,7 @@ async def export_prices(
 async def product_outlets(
     request: Request,
     registration_no: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     province: ProvinceQuery = None,
     kind: Annotated[PharmacyKind | None, Query()] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
@@ -268,7 +268,7 @@ async def product_outlets(
 async def product_history(
     request: Request,
     registration_no: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     days: Annotated[int, Query(ge=7, le=730)] = service.HISTORY_DAYS,
 ) -> Response:
     """Lowest, median and highest listed price at the end of each day (Vietnam time)."""
@@ -294,7 +294,7 @@ async def product_history(
     responses=ANSWERS,
 )
 async def get_product(
-    request: Request, registration_no: str, session: SessionDep, province: ProvinceQuery = None
+    request: Request, registration_no: str, session: ReadSessionDep, province: ProvinceQuery = None
 ) -> Response:
     """The product, its declared price, price statistics across outlets and cheaper alternatives."""
     view = await service.product_view(session, registration_no, province=province)
@@ -310,7 +310,7 @@ async def get_product(
 async def get_outlet(
     request: Request,
     outlet_id: int,
-    session: SessionDep,
+    session: ReadSessionDep,
     sort: Annotated[PriceSort, Query()] = PriceSort.PRICE,
     limit: Limit = 50,
     offset: Offset = 0,

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, FastAPI
 
-from kit.app import build_app
+from kit.app import ReadinessCheck, build_app
 from kit.runtime import Runtime
 from kit.settings import Settings
 from price_portal.api import router as api_router
@@ -15,5 +17,16 @@ from price_portal.patient_view.api import router as patient_router
 ROUTERS: tuple[APIRouter, ...] = (api_router, patient_router, pages_router)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    return build_app(list(ROUTERS), title="Public price portal", settings=settings, runtime=runtime)
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    readiness: Sequence[tuple[str, ReadinessCheck]] = (),
+) -> FastAPI:
+    return build_app(
+        list(ROUTERS),
+        service="portal",
+        readiness=readiness,
+        title="Public price portal",
+        settings=settings,
+        runtime=runtime,
+    )

@@ -18,7 +18,7 @@ from eprescribe.catalogue.schemas import Product
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import Province
 from kit import web
-from kit.database import SessionDep
+from kit.database import ReadSessionDep
 from kit.errors import NotFound
 from pharmacy_gateway.prices.schemas import DayStats
 from price_portal import charts, service
@@ -100,7 +100,7 @@ async def home(request: Request) -> HTMLResponse:
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
 async def search_page(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     q: str | None = None,
     province: str | None = None,
     category: str | None = None,
@@ -150,7 +150,7 @@ async def search_page(
 
 
 @router.get("/products/{registration_no:path}/history.svg", include_in_schema=False)
-async def product_chart(request: Request, registration_no: str, session: SessionDep) -> Response:
+async def product_chart(request: Request, registration_no: str, session: ReadSessionDep) -> Response:
     """The price history chart alone, as an SVG image (to embed or share)."""
     lang = web.choose_language(request).lang
     drug = await service.get_product(session, registration_no)
@@ -168,7 +168,7 @@ async def product_chart(request: Request, registration_no: str, session: Session
 async def product_page(
     request: Request,
     registration_no: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     province: str | None = None,
     lat: str | None = None,
     lon: str | None = None,
@@ -243,7 +243,11 @@ def _chart(points: list[DayStats], drug: Product, lang: str) -> str:
 
 @router.get("/outlets/{outlet_id}", response_class=HTMLResponse, include_in_schema=False)
 async def outlet_page(
-    request: Request, outlet_id: str, session: SessionDep, sort: str | None = None, page: str | None = None
+    request: Request,
+    outlet_id: str,
+    session: ReadSessionDep,
+    sort: str | None = None,
+    page: str | None = None,
 ) -> HTMLResponse:
     """An outlet and its price list."""
     lang = web.choose_language(request).lang

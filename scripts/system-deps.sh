@@ -5,6 +5,10 @@ missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql postgresql-contrib)
 fi
+# PgBouncer: the transaction-pooling test runs the smoke flows through the machine's own.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  missing+=(pgbouncer)
+fi
 if ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi

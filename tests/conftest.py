@@ -72,7 +72,7 @@ class Harness:
 
     async def close(self) -> None:
         await self.client.aclose()
-        await self.runtime.database.dispose()
+        await self.runtime.dispose()
         if self._on_close is not None:
             await self._on_close()
 

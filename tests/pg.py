@@ -73,8 +73,9 @@ class Cluster:
                 shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
-    url = os.environ.get("ERX_TEST_POSTGRES_URL")
+def start_cluster(*, own: bool = False) -> Cluster:
+    """The session's cluster (ERX_TEST_POSTGRES_URL when set), or always a new one with `own`."""
+    url = None if own else os.environ.get("ERX_TEST_POSTGRES_URL")
     if url:
         # postgresql://user@host:port
         rest = url.split("://", 1)[1]
@@ -100,3 +101,30 @@ def start_cluster() -> Cluster:
     )
     cluster._run("pg_ctl", "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start")
     return cluster
+
+
+def start_standby(primary: Cluster) -> Cluster:
+    """A streaming replica of `primary` (pg_basebackup -R) on a port of its own, read-only."""
+    assert primary.bindir is not None and primary.datadir is not None
+    root = Path(tempfile.mkdtemp(prefix="erx-pg-standby-"))
+    datadir = root / "data"
+    if primary.run_as:
+        pw = pwd.getpwnam(primary.run_as)
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    standby = Cluster("127.0.0.1", free_port(), primary.user, datadir, primary.run_as, primary.bindir)
+    standby._run(
+        "pg_basebackup",
+        f"--host={primary.host}",
+        f"--port={primary.port}",
+        f"--username={primary.user}",
+        f"--pgdata={datadir}",
+        "--write-recovery-conf",
+        "--wal-method=stream",
+        "--checkpoint=fast",
+    )
+    options = (
+        f"-p {standby.port} -k {root} -c listen_addresses=127.0.0.1 -c hot_standby=on "
+        "-c max_connections=300 -c shared_buffers=128MB"
+    )
+    standby._run("pg_ctl", "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start")
+    return standby

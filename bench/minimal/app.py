@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -111,6 +112,56 @@ async def _throttle(conn: asyncpg.Connection, connection_code: str, address: str
     return not any(r["failures"] >= 10 for r in rows)
 
 
+Key = tuple[str, str, str]
+# The system keeps products by registration number and by key for a minute per process; so do we.
+BY_NUMBER: dict[str, tuple[float, asyncpg.Record]] = {}
+BY_KEY: dict[Key, tuple[float, list[asyncpg.Record]]] = {}
+CATALOGUE_TTL = 60.0
+
+
+def _key(row: asyncpg.Record) -> Key:
+    return (row["ingredient_key"], row["strength_key"], row["form_key"])
+
+
+async def _products(
+    conn: asyncpg.Connection, numbers: list[str], keys: list[Key]
+) -> tuple[dict[str, asyncpg.Record], dict[Key, list[asyncpg.Record]]]:
+    now = time.monotonic()
+    named = {n: BY_NUMBER[n][1] for n in numbers if n in BY_NUMBER and BY_NUMBER[n][0] > now}
+    keyed = {k: BY_KEY[k][1] for k in keys if k in BY_KEY and BY_KEY[k][0] > now}
+    lacking_numbers = [n for n in numbers if n not in named]
+    lacking_keys = [k for k in keys if k not in keyed]
+    if lacking_numbers or lacking_keys:
+        fetched: dict[Key, list[asyncpg.Record]] = {k: [] for k in lacking_keys}
+        rows = await conn.fetch(
+            sql.PRODUCTS_NAMED_OR_KEYED,
+            lacking_numbers,
+            [k[0] for k in lacking_keys],
+            [k[1] for k in lacking_keys],
+            [k[2] for k in lacking_keys],
+        )
+        for row in rows:
+            if row["registration_no"] in lacking_numbers:
+                named[row["registration_no"]] = row
+                BY_NUMBER[row["registration_no"]] = (now + CATALOGUE_TTL, row)
+            if _key(row) in fetched:
+                fetched[_key(row)].append(row)
+        for key, found in fetched.items():
+            keyed[key] = found
+            if found:
+                BY_KEY[key] = (now + CATALOGUE_TTL, found)
+    return named, keyed
+
+
+HEADER_WIDTH = 25
+
+
+def _split(rows: list[asyncpg.Record]) -> tuple[asyncpg.Record, list[dict[str, Any]]]:
+    """The joined header-and-lines rows as the header (first row) and one dict per line."""
+    names = list(rows[0].keys())[HEADER_WIDTH:]
+    return rows[0], [dict(zip(names, tuple(r)[HEADER_WIDTH:], strict=True)) for r in rows]
+
+
 async def lookup(request: Request) -> Response:
     text = request.path_params["code"]
     claims = claims_of(request)
@@ -125,27 +176,15 @@ async def lookup(request: Request) -> Response:
         if not await _throttle(conn, pharmacy["connection_code"], address, now):
             return problem(429, "Throttled")
         code = canonical(text)
-        prescription = await conn.fetchrow(sql.PRESCRIPTION_BY_CODE, code) if code else None
-        if prescription is None:
+        rows = await conn.fetch(sql.PRESCRIPTION_WITH_LINES, code) if code else []
+        if not rows:
             return problem(404, "Not found")
+        prescription, items = _split(rows)
+        _, products = await _products(conn, [], sorted({_key_of(i) for i in items}))
         await conn.fetchval(
-            sql.INSERT_ACCESS_LOG,
-            now,
-            prescription["code"],
-            "pharmacy",
-            pharmacy["connection_code"],
-            "lookup",
+            sql.INSERT_ACCESS_LOG, now, prescription["code"], "pharmacy", pharmacy["connection_code"], "lookup",
             address,
-        )
-        items = await conn.fetch(sql.ITEMS_OF, prescription["id"])
-        prescriber = await conn.fetchrow(sql.PRESCRIBER_BY_ID, prescription["prescriber_id"])
-        facility = await conn.fetchrow(sql.FACILITY_BY_CODE, prescription["facility_code"])
-        keys = sorted({(i["ingredient_key"], i["strength_key"], i["form_key"]) for i in items})
-        products: dict[tuple[str, str, str], list[asyncpg.Record]] = {k: [] for k in keys}
-        for drug in await conn.fetch(
-            sql.SUBSTITUTES, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
-        ):
-            products[(drug["ingredient_key"], drug["strength_key"], drug["form_key"])].append(drug)
+        )  # fmt: skip
     qr_verified = None
     if "." in text.strip():
         qr_verified = _qr_matches(text, prescription, items)
@@ -156,8 +195,8 @@ async def lookup(request: Request) -> Response:
         "issued_at": vn(prescription["issued_at"]),
         "valid_until": vn(prescription["valid_until"]),
         "facility_code": prescription["facility_code"],
-        "facility_name": facility["name"] if facility else "",
-        "prescriber_name": prescriber["full_name"] if prescriber else "",
+        "facility_name": prescription["facility_name"],
+        "prescriber_name": prescription["prescriber_name"],
         "replaced_by": prescription["replaced_by_code"],
         "patient": {
             "full_name": prescription["patient_full_name"],
@@ -184,7 +223,7 @@ async def lookup(request: Request) -> Response:
                         "unit": d["unit"],
                         "declared_price": d["declared_price"],
                     }
-                    for d in products[(i["ingredient_key"], i["strength_key"], i["form_key"])]
+                    for d in products[_key_of(i)]
                 ],
             }
             for i in items
@@ -194,7 +233,11 @@ async def lookup(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _qr_matches(text: str, prescription: asyncpg.Record, items: list[asyncpg.Record]) -> bool:
+def _key_of(line: dict[str, Any]) -> Key:
+    return (line["ingredient_key"], line["strength_key"], line["form_key"])
+
+
+def _qr_matches(text: str, prescription: asyncpg.Record, items: list[dict[str, Any]]) -> bool:
     _, _, compact = text.strip().partition(".")
     if NATIONAL_PUBLIC is None:
         return False
@@ -222,6 +265,14 @@ def _fingerprint(value: Any) -> str:
     return hashlib.sha256(
         json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
     ).hexdigest()
+
+
+def _settled(balances: dict[int, tuple[int, int]]) -> str:
+    if all(remaining == 0 for _, remaining in balances.values()):
+        return "dispensed"
+    if any(dispensed > 0 for dispensed, _ in balances.values()):
+        return "partially_dispensed"
+    return "active"
 
 
 async def dispense(request: Request) -> Response:
@@ -252,67 +303,48 @@ async def dispense(request: Request) -> Response:
         if not await _throttle(conn, pharmacy["connection_code"], address, now):
             return problem(429, "Throttled")
         code = canonical(text)
-        found = await conn.fetchrow(sql.PRESCRIPTION_BY_CODE, code) if code else None
-        if found is None:
+        rows = await conn.fetch(sql.LOCK_PRESCRIPTION_WITH_LINES, code) if code else []
+        if not rows:
             return problem(404, "Not found")
-        locked = await conn.fetchrow(sql.LOCK_PRESCRIPTION, found["id"], now, "active", "partially_dispensed")
-        if locked is None:
+        locked, lines = _split(rows)
+        if locked["status"] not in ("active", "partially_dispensed") or locked["valid_until"] < now:
             return problem(409, "Not dispensable")
         if locked["kind"] in ("n", "h") and not pharmacy["controlled_licence"]:
             return problem(403, "Controlled licence required")
-        items = {i["line_no"]: i for i in await conn.fetch(sql.ITEMS_OF, found["id"])}
-        drugs = {
-            d["registration_no"]: d
-            for d in await conn.fetch(
-                sql.DRUGS_BY_REGISTRATION, sorted({w["registration_no"] for w in wanted_items})
-            )
-        }
+        items = {i["line_no"]: i for i in lines}
+        drugs, _ = await _products(conn, sorted({w["registration_no"] for w in wanted_items}), [])
         wanted: dict[int, int] = {}
         for w in wanted_items:
             line, drug = items.get(w["line_no"]), drugs.get(w["registration_no"])
             if line is None or drug is None:
                 return problem(422, "Invalid line")
-            if (drug["ingredient_key"], drug["strength_key"], drug["form_key"]) != (
-                line["ingredient_key"],
-                line["strength_key"],
-                line["form_key"],
-            ):
+            if _key(drug) != _key_of(line):
                 return problem(422, "Not the prescribed product")
             wanted[w["line_no"]] = wanted.get(w["line_no"], 0) + int(w["quantity"])
         if any(q > items[n]["remaining"] for n, q in wanted.items()):
             return problem(409, "More than remains")
         balances = {n: (i["dispensed"], i["remaining"]) for n, i in items.items()}
-        for line_no in sorted(wanted):
-            q = wanted[line_no]
-            taken = await conn.fetchrow(sql.SHIFT_QUANTITY, q, q, found["id"], line_no, q, -q)
-            if taken is None:
-                raise RuntimeError("quantity moved under the lock")
-            balances[line_no] = (taken[0], taken[1])
-        lines = await conn.fetch(sql.ITEMS_OF, found["id"])
-        if all(i["remaining"] == 0 for i in lines):
-            status = "dispensed"
-        elif any(i["dispensed"] > 0 for i in lines):
-            status = "partially_dispensed"
-        else:
-            status = "active"
-        await conn.execute(sql.SET_STATUS, status, found["id"], "active", "partially_dispensed", "dispensed")
+        expected = dict(balances)
+        for n, q in wanted.items():
+            expected[n] = (expected[n][0] + q, expected[n][1] - q)
+        status = _settled(expected)
+        numbers = sorted(wanted)
+        moved = await conn.fetch(
+            sql.MOVE_QUANTITIES, status, locked["id"], numbers, [wanted[n] for n in numbers], len(numbers)
+        )
+        if len(moved) != len(numbers):
+            raise RuntimeError("quantity moved under the lock")
+        balances.update({r["line_no"]: (r["dispensed"], r["remaining"]) for r in moved})
         dispense_id = uuid.uuid4().hex
         pharmacist = body["pharmacist"]
-        record_id = await conn.fetchval(
-            sql.INSERT_DISPENSE, dispense_id, pharmacy["id"], found["id"], locked["code"],
-            pharmacist["full_name"], pharmacist["license_no"], now, None, None,
-        )  # fmt: skip
         await conn.fetch(
-            sql.INSERT_DISPENSE_LINES,
-            record_id,
-            list(range(1, len(wanted_items) + 1)),
-            [int(w["line_no"]) for w in wanted_items],
-            [w["registration_no"] for w in wanted_items],
-            [int(w["quantity"]) for w in wanted_items],
-            [w.get("unit_price") for w in wanted_items],
-            [w.get("batch_no") for w in wanted_items],
+            sql.INSERT_DISPENSE_WITH_LINES, dispense_id, pharmacy["id"], locked["id"], locked["code"],
+            pharmacist["full_name"], pharmacist["license_no"], now,
+            list(range(1, len(wanted_items) + 1)), [int(w["line_no"]) for w in wanted_items],
+            [w["registration_no"] for w in wanted_items], [int(w["quantity"]) for w in wanted_items],
+            [w.get("unit_price") for w in wanted_items], [w.get("batch_no") for w in wanted_items],
             [None for _ in wanted_items],
-        )
+        )  # fmt: skip
         await conn.fetchval(
             sql.INSERT_ACCESS_LOG,
             now,
@@ -358,18 +390,16 @@ async def submit(request: Request) -> Response:
             )
             if held is None:
                 return problem(409, "Idempotency-Key already used")
-        prescriber = await conn.fetchrow(sql.PRESCRIBER_BY_ID, str(header.get("kid", "")))
-        if prescriber is None:
+        signer = await conn.fetchrow(sql.SIGNER_AT, facility_code, str(header.get("kid", "")))
+        if signer is None:
             return problem(400, "Unknown prescriber")
         try:
-            _, raw = jose.verify_compact(compact, jose.load_public(json.loads(prescriber["public_jwk"])))
+            _, raw = jose.verify_compact(compact, jose.load_public(json.loads(signer["public_jwk"])))
         except ValueError:
             return problem(400, "Signature does not verify")
         payload = json.loads(raw)
-        if payload["facility_code"] != facility_code or prescriber["status"] != "active":
+        if payload["facility_code"] != facility_code or signer["status"] != "active" or not signer["anon_1"]:
             return problem(403, "Not allowed")
-        if await conn.fetchrow(sql.PRESCRIBER_WORKS_AT, prescriber["prescriber_id"], facility_code) is None:
-            return problem(403, "Not registered at this facility")
         items = payload["items"]
         keyed = [
             (
@@ -379,23 +409,13 @@ async def submit(request: Request) -> Response:
             )
             for i in items
         ]
-        numbers = [i["registration_no"] for i in items if i.get("registration_no")]
-        if numbers:
-            registered = {
-                d["registration_no"]: d for d in await conn.fetch(sql.DRUGS_BY_REGISTRATION, numbers)
-            }
-            if len(registered) != len(set(numbers)):
-                return problem(422, "Unknown product")
-        for item, keys in zip(items, keyed, strict=True):
-            if not item.get("registration_no") and not await conn.fetch(sql.CATEGORIES_FOR, *keys):
-                return problem(422, "No such product")
+        numbers = sorted({i["registration_no"] for i in items if i.get("registration_no")})
+        named, by_key = await _products(conn, numbers, sorted(set(keyed)))
+        if len(named) != len(numbers) or any(not by_key[k] for k in keyed):
+            return problem(422, "Unknown product")
         digest = hashlib.sha256(compact.split(".")[1].encode()).hexdigest()
-        if await conn.fetchrow(sql.PAYLOAD_SEEN, digest) is not None:
-            return problem(409, "Replay refused")
         kind = payload["kind"]
         code = f"{facility_code}{''.join(secrets.choice(project.CODE_ALPHABET) for _ in range(7))}-{kind}"
-        if await conn.fetchrow(sql.CODE_EXISTS, code) is not None:
-            return problem(409, "Code collision")
         issued_at = datetime.fromisoformat(payload["issued_at"])
         valid_until = issued_at + COLLECTION_WINDOW
         lines = [
@@ -410,34 +430,23 @@ async def submit(request: Request) -> Response:
                 {"alg": "ES256", "kid": NATIONAL_KID}, project.qr_payload(claims_qr), NATIONAL_KEY
             )
         patient = payload["patient"]
-        async with conn.transaction():  # the system's SAVEPOINT around the prescription row
-            prescription_id = await conn.fetchval(
-                sql.INSERT_PRESCRIPTION,
-                code, kind, "active", facility_code, prescriber["prescriber_id"], issued_at, valid_until,
-                None, None, patient["full_name"], datetime.fromisoformat(patient["date_of_birth"]).date(),
-                patient["gender"], patient.get("national_id"), patient.get("insurance_no"), patient.get("weight_kg"),
-                patient.get("phone"), patient.get("address"), json.dumps(patient.get("guardian")),
-                json.dumps(payload["diagnoses"]), payload.get("notes"), None, False, compact, digest,
-                lines_digest, f"{code}.{qr}", None, None, now,
-            )  # fmt: skip
-        await conn.fetch(
-            sql.INSERT_ITEMS,
-            prescription_id,
-            [line.line_no for line in lines],
-            [i["active_ingredient"] for i in items],
-            [i["strength"] for i in items],
-            [i["dosage_form"] for i in items],
-            [i.get("registration_no") for i in items],
-            [int(i["quantity"]) for i in items],
-            [i["unit"] for i in items],
-            [i["instructions"] for i in items],
-            [int(i["days_supply"]) for i in items],
-            [0 for _ in items],
-            [int(i["quantity"]) for i in items],
-            [k[0] for k in keyed],
-            [k[1] for k in keyed],
-            [k[2] for k in keyed],
-        )
+        stored = await conn.fetchval(
+            sql.INSERT_PRESCRIPTION_WITH_LINES,
+            code, kind, "active", facility_code, signer["prescriber_id"], signer["full_name"], facility["name"],
+            issued_at, valid_until, None, patient["full_name"],
+            datetime.fromisoformat(patient["date_of_birth"]).date(), patient["gender"], patient.get("national_id"),
+            patient.get("insurance_no"), patient.get("weight_kg"), patient.get("phone"), patient.get("address"),
+            json.dumps(patient.get("guardian")), json.dumps(payload["diagnoses"]), payload.get("notes"), None,
+            False, compact, digest, lines_digest, f"{code}.{qr}", now,
+            [line.line_no for line in lines], [i["active_ingredient"] for i in items],
+            [i["strength"] for i in items], [i["dosage_form"] for i in items],
+            [i.get("registration_no") for i in items], [int(i["quantity"]) for i in items],
+            [i["unit"] for i in items], [i["instructions"] for i in items], [int(i["days_supply"]) for i in items],
+            [0 for _ in items], [int(i["quantity"]) for i in items], [k[0] for k in keyed],
+            [k[1] for k in keyed], [k[2] for k in keyed],
+        )  # fmt: skip
+        if stored is None:
+            return problem(409, "Replay refused or code taken")
         await conn.fetchval(sql.INSERT_ACCESS_LOG, now, code, "facility", facility_code, "create", None)
         base = str(request.base_url)
         answer = {

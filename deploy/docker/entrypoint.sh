@@ -7,7 +7,8 @@
 #   healthcheck                     GET /healthz on this container (used by HEALTHCHECK)
 #   anything else                   run as given, e.g. `erx keys rotate`, `python -m …`
 # Tunables (environment): PORT (8000), ERX_WORKERS (2), ERX_TRUSTED_PROXIES (addresses or
-# networks whose X-Forwarded-For/-Proto are believed, comma-separated; default loopback only),
+# networks whose X-Forwarded-For/-Proto are believed, comma-separated; default none: the app
+# applies it itself, kit.proxy, so uvicorn runs with --no-proxy-headers),
 # ERX_KEEPALIVE_SECONDS (75: longer than the proxy's upstream keepalive, so the proxy closes
 # idle connections first and never reuses one the app has just closed),
 # ERX_GRACEFUL_SECONDS (25: in-flight requests finish after SIGTERM, below the pod's 30 s grace).
@@ -16,20 +17,27 @@ set -eu
 service="${1:-${ERX_SERVICE:-core}}"
 
 serve() {
+    # Every worker writes its metrics into one fresh directory; /metrics adds them up.
+    PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/erx-metrics}"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    export PROMETHEUS_MULTIPROC_DIR
+    # Forwarded headers: the app believes them from ERX_TRUSTED_PROXIES only (one rule for every
+    # deployment), so uvicorn leaves them alone; the app's JSON line replaces the access log.
     exec uvicorn --factory "$1" \
         --host 0.0.0.0 --port "${PORT:-8000}" \
         --workers "${ERX_WORKERS:-2}" \
         --loop uvloop --http httptools \
-        --proxy-headers --forwarded-allow-ips "${ERX_TRUSTED_PROXIES:-127.0.0.1}" \
+        --no-proxy-headers --no-access-log \
         --timeout-keep-alive "${ERX_KEEPALIVE_SECONDS:-75}" \
         --timeout-graceful-shutdown "${ERX_GRACEFUL_SECONDS:-25}" \
         --no-server-header
 }
 
 case "$service" in
-    core) serve eprescribe.app:create_app ;;
-    gateway) serve pharmacy_gateway.app:create_app ;;
-    portal) serve price_portal.app:create_app ;;
+    core) serve erx.app:create_core_app ;;
+    gateway) serve erx.app:create_gateway_app ;;
+    portal) serve erx.app:create_portal_app ;;
     all) serve erx.app:create_app ;;
     migrate) exec erx db upgrade ;;
     purge) exec erx maintenance purge ;;

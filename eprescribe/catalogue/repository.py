@@ -75,34 +75,20 @@ def _key_columns() -> ColumnElement[tuple[str, str, str]]:
     return tuple_(col(Drug.ingredient_key), col(Drug.strength_key), col(Drug.form_key))
 
 
-async def categories_by_keys(session: AsyncSession, keys: Sequence[ProductKey]) -> dict[ProductKey, set[str]]:
-    """The categories of the products registered under each (ingredient, strength, form) key."""
-    found: dict[ProductKey, set[str]] = {key: set() for key in keys}
-    if not keys:
-        return found
-    result = await session.execute(
-        select(col(Drug.ingredient_key), col(Drug.strength_key), col(Drug.form_key), col(Drug.category))
-        .where(_key_columns().in_(list(found)))
-        .distinct()
-    )
-    for ingredient, strength, form, category in result.all():
-        found[(ingredient, strength, form)].add(category)
-    return found
-
-
-async def substitutes_by_keys(
-    session: AsyncSession, keys: Sequence[ProductKey]
-) -> dict[ProductKey, list[Drug]]:
-    """Products per (ingredient, strength, form) key, in one query, cheapest declared price first."""
-    found: dict[ProductKey, list[Drug]] = {key: [] for key in keys}
-    if not keys:
-        return found
-    result = await session.execute(
-        select(Drug).where(_key_columns().in_(list(found))).order_by(*CHEAPEST_FIRST)
-    )
-    for drug in result.scalars():
-        found[(drug.ingredient_key, drug.strength_key, drug.form_key)].append(drug)
-    return found
+async def drugs_named_or_keyed(
+    session: AsyncSession, numbers: Sequence[str], keys: Sequence[ProductKey]
+) -> list[Drug]:
+    """Products with one of these registration numbers or (ingredient, strength, form) keys,
+    cheapest declared price first."""
+    if not numbers and not keys:
+        return []
+    conditions = []
+    if numbers:
+        conditions.append(col(Drug.registration_no).in_(list(numbers)))
+    if keys:
+        conditions.append(_key_columns().in_(list(keys)))
+    stmt = select(Drug).where(or_(*conditions)).order_by(*CHEAPEST_FIRST)
+    return list((await session.execute(stmt)).scalars())
 
 
 _TARGET = (

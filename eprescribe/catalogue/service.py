@@ -8,11 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.catalogue import repository, vocabulary
 from eprescribe.catalogue.models import Drug
 from eprescribe.catalogue.schemas import DrugCreate, Product, ProductKey
+from kit.cache import TtlCache, database_of
 from kit.errors import Conflict, field_error
 from kit.text import fold, match_key
 from kit.time import utcnow
@@ -101,6 +103,7 @@ async def add_drug(session: AsyncSession, data: DrugCreate) -> Product:
     await session.flush()
     assert drug.id is not None
     await index_words(session, [drug.id])
+    _forget_products()
     return product(drug)
 
 
@@ -159,6 +162,7 @@ async def import_drugs(
             on_row()
     await session.flush()
     await index_words(session, sorted({d.id for d in changed if d.id is not None}))
+    _forget_products()
     return report
 
 
@@ -172,11 +176,11 @@ async def get_product(session: AsyncSession, registration_no: str) -> Product | 
 
 async def products_by_registration(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Product]:
     """Products by registration number (numbers not in the catalogue are simply absent)."""
-    found: dict[str, Product] = {}
     unique = sorted({n for n in numbers if n})
+    found: dict[str, Product] = {}
     for start in range(0, len(unique), LOOKUP_CHUNK):
-        for drug in await repository.drugs_by_registration(session, unique[start : start + LOOKUP_CHUNK]):
-            found[drug.registration_no] = product(drug)
+        named, _ = await _products(session, unique[start : start + LOOKUP_CHUNK], [])
+        found |= named
     return found
 
 
@@ -211,17 +215,66 @@ async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int
     return {row[0]: product_from_row(row) for row in await repository.product_rows(session, ids)}
 
 
-async def categories_by_keys(session: AsyncSession, keys: Sequence[ProductKey]) -> dict[ProductKey, set[str]]:
-    """The catalogue categories registered under each key, in one query (empty: nothing matches)."""
-    return await repository.categories_by_keys(session, sorted(set(keys)))
+async def for_prescribed_lines(
+    session: AsyncSession, numbers: Sequence[str], keys: Sequence[ProductKey]
+) -> tuple[dict[str, Product], dict[ProductKey, set[str]]]:
+    """What checking prescribed lines needs: the products named by registration number, and the
+    categories registered under each (ingredient, strength, form) key."""
+    named, keyed = await _products(session, sorted(set(numbers)), sorted(set(keys)))
+    return named, {key: {p.category for p in products} for key, products in keyed.items()}
+
+
+# Products change only when the catalogue does, and every lookup, dispense and submission asks
+# for them. An addition or import here clears both at once; other processes see it within the
+# minute. A miss is never kept, so a product just added is found everywhere at once.
+_BY_NUMBER: TtlCache[tuple[URL, str], Product] = TtlCache(ttl_seconds=60, max_entries=100_000)
+_BY_KEY: TtlCache[tuple[URL, ProductKey], list[Product]] = TtlCache(ttl_seconds=60, max_entries=100_000)
+
+
+def _forget_products() -> None:
+    _BY_NUMBER.clear()
+    _BY_KEY.clear()
+
+
+async def _products(
+    session: AsyncSession, numbers: Sequence[str], keys: Sequence[ProductKey]
+) -> tuple[dict[str, Product], dict[ProductKey, list[Product]]]:
+    """Products by registration number, and all products per key (cheapest first), in at most
+    one query for what the caches lack."""
+    database = database_of(session)
+    named: dict[str, Product] = {}
+    keyed: dict[ProductKey, list[Product]] = {}
+    for number in numbers:
+        if (hit := _BY_NUMBER.get((database, number))) is not None:
+            named[number] = hit
+    for key in keys:
+        if (listed := _BY_KEY.get((database, key))) is not None:
+            keyed[key] = listed
+    lacking_numbers = {n for n in numbers if n not in named}
+    lacking_keys = {k for k in keys if k not in keyed}
+    if lacking_numbers or lacking_keys:
+        fetched: dict[ProductKey, list[Product]] = {key: [] for key in lacking_keys}
+        for drug in await repository.drugs_named_or_keyed(
+            session, sorted(lacking_numbers), sorted(lacking_keys)
+        ):
+            found = product(drug)
+            if found.registration_no in lacking_numbers:
+                named[found.registration_no] = found
+                _BY_NUMBER.put((database, found.registration_no), found)
+            if found.key in fetched:
+                fetched[found.key].append(found)
+        for key, products in fetched.items():
+            keyed[key] = products
+            if products:
+                _BY_KEY.put((database, key), products)
+    return named, keyed
 
 
 async def substitutes_by_keys(
     session: AsyncSession, keys: Sequence[ProductKey]
 ) -> dict[ProductKey, list[Product]]:
     """Registered products a pharmacist may dispense for each key (generic substitution), cheapest first."""
-    found = await repository.substitutes_by_keys(session, sorted(set(keys)))
-    return {key: [product(d) for d in drugs] for key, drugs in found.items()}
+    return (await _products(session, [], sorted(set(keys))))[1]
 
 
 async def product_with_substitutes(

@@ -112,15 +112,15 @@ async def check_policy(
         chronic=any(chronic.covers(d.icd10) for d in payload.diagnoses),
         cancer_or_aids=any(is_cancer_or_aids(d.icd10) for d in payload.diagnoses),
     )
-    registered = await catalogue.products_by_registration(
-        session, [i.registration_no for i in payload.items if i.registration_no]
+    registered, categories_by_key = await catalogue.for_prescribed_lines(
+        session,
+        [i.registration_no for i in payload.items if i.registration_no],
+        [
+            catalogue.product_key(i.active_ingredient, i.strength, i.dosage_form)
+            for i in payload.items
+            if not i.registration_no
+        ],
     )
-    unnamed = [
-        catalogue.product_key(i.active_ingredient, i.strength, i.dosage_form)
-        for i in payload.items
-        if not i.registration_no
-    ]
-    categories_by_key = await catalogue.categories_by_keys(session, unnamed) if unnamed else {}
     for index, item in enumerate(payload.items):
         if item.days_supply > limit.days:
             errors.append(field_error([PAYLOAD, "items", index, "days_supply"], limit.why))

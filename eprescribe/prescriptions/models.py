@@ -40,6 +40,9 @@ class Prescription(SQLModel, table=True):
     prescriber_id: str = Field(
         sa_column=Column(String(16), ForeignKey("prescriber.prescriber_id"), nullable=False)
     )
+    # As printed on the day it was signed, whatever the registry says later.
+    prescriber_name: str = Field(max_length=200)
+    facility_name: str = Field(max_length=300)
     issued_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     valid_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     replaces_code: str | None = Field(default=None, max_length=14)
@@ -80,6 +83,8 @@ class PrescriptionItem(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
     prescription_id: int = Field(sa_column=Column(BIGINT, ForeignKey("prescription.id"), nullable=False))
+    # The parent's code: the distribution column on Citus, so lines live on their prescription's shard.
+    prescription_code: str = Field(sa_column=Column(String(14), nullable=False))
     line_no: int = Field(sa_column=Column(Integer, nullable=False))
     active_ingredient: str = Field(max_length=500)
     strength: str = Field(max_length=200)
@@ -94,3 +99,16 @@ class PrescriptionItem(SQLModel, table=True):
     ingredient_key: str = Field(max_length=500)
     strength_key: str = Field(max_length=200)
     form_key: str = Field(max_length=200)
+
+
+class PrescriptionPayload(SQLModel, table=True):
+    """Each signed payload accepted, keyed by its digest: a replay is refused whatever code it gets.
+
+    Keyed (and, on Citus, distributed) by the digest itself, so the uniqueness the design relies
+    on never spans shards; the prescription row lives on its code's shard.
+    """
+
+    __tablename__ = "prescription_payload"
+
+    payload_digest: str = Field(sa_column=Column(String(64), primary_key=True))
+    prescription_code: str = Field(sa_column=Column(String(14), nullable=False))

@@ -2,15 +2,117 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from eprescribe.prescriptions.models import Prescription, PrescriptionItem
+if TYPE_CHECKING:
+    from kit.database import AnyRow
+
+from eprescribe.prescriptions.models import Prescription, PrescriptionItem, PrescriptionPayload
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
+from kit.database import insert_with_lines
+
+RX = Prescription.__table__  # type: ignore[attr-defined]
+ITEM = PrescriptionItem.__table__  # type: ignore[attr-defined]
+PAYLOAD = PrescriptionPayload.__table__  # type: ignore[attr-defined]
+PAYLOAD_OF_PRESCRIPTION = (PAYLOAD, (("payload_digest", "payload_digest"), ("prescription_code", "code")))
+PAYLOAD_KEY = "pk_prescription_payload"
+
+
+class PayloadReplayed(Exception):
+    """The signed payload was accepted before (raised where only `prescription_payload` knows)."""
+
+
+# What other modules receive of a prescription (the prescriber's JWS stays behind).
+HEADER = (
+    RX.c.id,
+    RX.c.code,
+    RX.c.kind,
+    RX.c.status,
+    RX.c.facility_code,
+    RX.c.prescriber_id,
+    RX.c.prescriber_name,
+    RX.c.facility_name,
+    RX.c.issued_at,
+    RX.c.valid_until,
+    RX.c.replaces_code,
+    RX.c.replaced_by_code,
+    RX.c.patient_full_name,
+    RX.c.patient_date_of_birth,
+    RX.c.patient_gender,
+    RX.c.patient_national_id,
+    RX.c.patient_insurance_no,
+    RX.c.patient_weight_kg,
+    RX.c.patient_phone,
+    RX.c.patient_address,
+    RX.c.guardian,
+    RX.c.diagnoses,
+    RX.c.notes,
+    RX.c.follow_up_date,
+    RX.c.sensitive,
+)
+LINE = (
+    ITEM.c.line_no,
+    ITEM.c.active_ingredient,
+    ITEM.c.strength,
+    ITEM.c.dosage_form,
+    ITEM.c.registration_no,
+    ITEM.c.quantity,
+    ITEM.c.unit,
+    ITEM.c.instructions,
+    ITEM.c.days_supply,
+    ITEM.c.dispensed,
+    ITEM.c.remaining,
+    ITEM.c.ingredient_key,
+    ITEM.c.strength_key,
+    ITEM.c.form_key,
+)
+
+
+def _with_lines(lock: bool) -> Select[Any]:
+    # Joined on the code too: on Citus it is the distribution column, so the join stays on a shard.
+    joined = (ITEM.c.prescription_code == RX.c.code) & (ITEM.c.prescription_id == RX.c.id)
+    stmt = (
+        select(*HEADER, *LINE)
+        .join_from(RX, ITEM, joined)
+        .where(RX.c.code == bindparam("code"))
+        .order_by(ITEM.c.line_no)
+    )
+    return stmt.with_for_update() if lock else stmt
+
+
+# Built once: the hot paths read and lock prescriptions by these.
+_WITH_LINES = {lock: _with_lines(lock) for lock in (False, True)}
+
+
+async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) -> list[AnyRow]:
+    """A prescription's header and lines as one joined result, one row per line (one round trip).
+
+    With `lock`, the prescription and its lines are locked for this transaction (SELECT ... FOR
+    UPDATE): dispenses, voids, cancellations and replacements of it queue here. The lines are
+    locked too, not only the prescription: after waiting for a lock, PostgreSQL returns the newest
+    version of the rows it locked but the old snapshot of any row it merely joined, and the ledger
+    moves from the quantities read here.
+    """
+    return list((await session.execute(_WITH_LINES[lock], {"code": code})).all())
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
@@ -18,129 +120,203 @@ async def get_prescription(session: AsyncSession, code: str) -> Prescription | N
     return result.scalar_one_or_none()
 
 
-async def prescription_exists(session: AsyncSession, code: str) -> bool:
-    result = await session.execute(select(col(Prescription.id)).where(col(Prescription.code) == code))
-    return result.first() is not None
+async def reload(session: AsyncSession, prescription: Prescription) -> Prescription:
+    """Read the row again after a statement changed it (by code and id: one shard on Citus)."""
+    result = await session.execute(
+        select(Prescription)
+        .where(col(Prescription.code) == prescription.code, col(Prescription.id) == prescription.id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
 
 
 async def payload_seen(session: AsyncSession, digest: str) -> bool:
     result = await session.execute(
-        select(col(Prescription.id)).where(col(Prescription.payload_digest) == digest)
+        select(col(PrescriptionPayload.payload_digest)).where(
+            col(PrescriptionPayload.payload_digest) == digest
+        )
     )
     return result.first() is not None
 
 
-async def items_of(session: AsyncSession, prescription_id: int) -> list[PrescriptionItem]:
+# Queries by the prescription's id also name its code: on Citus the code routes them to one shard.
+async def items_of(session: AsyncSession, prescription_id: int, *, code: str) -> list[PrescriptionItem]:
     result = await session.execute(
         select(PrescriptionItem)
-        .where(col(PrescriptionItem.prescription_id) == prescription_id)
+        .where(
+            col(PrescriptionItem.prescription_code) == code,
+            col(PrescriptionItem.prescription_id) == prescription_id,
+        )
         .order_by(col(PrescriptionItem.line_no))
         .execution_options(populate_existing=True)
     )
     return list(result.scalars())
 
 
-async def mark_replaced(session: AsyncSession, *, prescription_id: int, replaced_by: str) -> bool:
+async def mark_replaced(session: AsyncSession, *, prescription_id: int, code: str, replaced_by: str) -> bool:
     """Replace only a prescription that is still untouched; atomic against a dispense."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.REPLACED, replaced_by_code=replaced_by)
         .returning(col(Prescription.id))
     )
     return result.first() is not None
 
 
-async def mark_cancelled(session: AsyncSession, *, prescription_id: int, reason: str, at: datetime) -> bool:
+async def mark_cancelled(
+    session: AsyncSession, *, prescription_id: int, code: str, reason: str, at: datetime
+) -> bool:
     """Cancel only while nothing is dispensed (status still `active`), in one statement."""
     result = await session.execute(
         update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status) == PrescriptionStatus.ACTIVE)
+        .where(
+            col(Prescription.code) == code,
+            col(Prescription.id) == prescription_id,
+            col(Prescription.status) == PrescriptionStatus.ACTIVE,
+        )
         .values(status=PrescriptionStatus.CANCELLED, cancelled_at=at, cancel_reason=reason)
         .returning(col(Prescription.id))
     )
     return result.first() is not None
 
 
-async def lock_prescription(
+async def move_quantities(
     session: AsyncSession,
     prescription_id: int,
-    *,
-    statuses: Collection[str] | None = None,
-    valid_at: datetime | None = None,
-) -> Prescription | None:
-    """SELECT ... FOR UPDATE the prescription row, optionally only in `statuses` and still valid.
-
-    PostgreSQL re-checks the WHERE clause on the row it finds after waiting for the lock.
-    """
-    stmt = select(Prescription).where(col(Prescription.id) == prescription_id)
-    if statuses is not None:
-        stmt = stmt.where(col(Prescription.status).in_(list(statuses)))
-    if valid_at is not None:
-        stmt = stmt.where(col(Prescription.valid_until) >= valid_at)
-    result = await session.execute(stmt.with_for_update().execution_options(populate_existing=True))
-    return result.scalar_one_or_none()
-
-
-async def shift_quantities(
-    session: AsyncSession, prescription_id: int, deltas: Mapping[int, int]
+    code: str,
+    deltas: Mapping[int, int],
+    settled: PrescriptionStatus,
 ) -> dict[int, tuple[int, int]]:
-    """Move `deltas[line_no]` units from remaining to dispensed (negative: back), in one UPDATE.
+    """Move `deltas[line_no]` units from remaining to dispensed (negative: back) and settle the status.
 
     The WHERE clause is the guard: a line whose counter would go below zero is not touched and
-    not returned, whatever runs at the same time. Returns (dispensed, remaining) per moved line;
-    the caller refuses the whole request when a line is missing from it.
+    not returned, whatever runs at the same time. The status becomes `settled` only when every
+    line moved, and only over a status the lines decide (a cancelled or replaced prescription
+    keeps its own). Returns (dispensed, remaining) per moved line; the caller refuses the whole
+    request when a line is missing from it. One statement on PostgreSQL; two on SQLite, which
+    has no data-modifying CTE.
     """
     if not deltas:
         return {}
-    line_no = col(PrescriptionItem.line_no)
-    remaining, dispensed = col(PrescriptionItem.remaining), col(PrescriptionItem.dispensed)
-    delta = case(deltas, value=line_no)
-    result = await session.execute(
-        update(PrescriptionItem)
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "rx_id": prescription_id,
+            "rx_code": code,
+            "lines": list(deltas),
+            "deltas": list(deltas.values()),
+            "settled": settled.value,
+            "count": len(deltas),
+            "ledger": [status.value for status in LEDGER_STATUSES],
+        }
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in (await session.execute(_MOVE_PG, params)).all()}
+    delta = case(dict(deltas), value=ITEM.c.line_no)
+    moved = (
+        update(ITEM)
         .where(
-            col(PrescriptionItem.prescription_id) == prescription_id,
-            line_no.in_(list(deltas)),
-            remaining >= delta,
-            dispensed >= -delta,
+            ITEM.c.prescription_code == code,
+            ITEM.c.prescription_id == prescription_id,
+            ITEM.c.line_no.in_(list(deltas)),
+            ITEM.c.remaining >= delta,
+            ITEM.c.dispensed + delta >= 0,
         )
-        .values(remaining=remaining - delta, dispensed=dispensed + delta)
-        .returning(line_no, dispensed, remaining)
+        .values(remaining=ITEM.c.remaining - delta, dispensed=ITEM.c.dispensed + delta)
+        .returning(ITEM.c.line_no, ITEM.c.dispensed, ITEM.c.remaining)
     )
-    return {int(row[0]): (int(row[1]), int(row[2])) for row in result.all()}
+    found = {int(r[0]): (int(r[1]), int(r[2])) for r in (await session.execute(moved)).all()}
+    if len(found) == len(deltas):
+        await session.execute(
+            update(RX)
+            .where(RX.c.code == code, RX.c.id == prescription_id, RX.c.status.in_(list(LEDGER_STATUSES)))
+            .values(status=settled)
+        )
+    return found
 
 
-async def set_ledger_status(session: AsyncSession, prescription_id: int, status: PrescriptionStatus) -> None:
-    """Store a status computed from the lines, unless the prescription was cancelled or replaced."""
-    await session.execute(
-        update(Prescription)
-        .where(col(Prescription.id) == prescription_id, col(Prescription.status).in_(list(LEDGER_STATUSES)))
-        .values(status=status)
+def _move_pg() -> Select[Any]:
+    """The ledger move on PostgreSQL: one statement for any number of lines, built once.
+
+    The lines and their deltas come as two arrays; the status is settled in the same statement,
+    only when every line moved.
+    """
+    # Parameter names no column has: an UPDATE turns a parameter named like a column into a SET.
+    code = bindparam("rx_code", type_=String())
+    prescription = bindparam("rx_id", type_=BigInteger())
+    wanted = (
+        func.unnest(bindparam("lines", type_=ARRAY(Integer)), bindparam("deltas", type_=ARRAY(Integer)))
+        .table_valued("line_no", "delta")
+        .render_derived(name="wanted")
     )
+    moved = (
+        update(ITEM)
+        .where(
+            ITEM.c.prescription_code == code,
+            ITEM.c.prescription_id == prescription,
+            ITEM.c.line_no == wanted.c.line_no,
+            ITEM.c.remaining >= wanted.c.delta,
+            ITEM.c.dispensed + wanted.c.delta >= literal_column("0"),
+        )
+        .values(remaining=ITEM.c.remaining - wanted.c.delta, dispensed=ITEM.c.dispensed + wanted.c.delta)
+        .returning(ITEM.c.line_no, ITEM.c.dispensed, ITEM.c.remaining)
+        .cte("moved")
+    )
+    every_line = select(func.count()).select_from(moved).scalar_subquery() == bindparam("count")
+    settle = (
+        update(RX)
+        .where(
+            RX.c.code == code,
+            RX.c.id == prescription,
+            RX.c.status.in_(bindparam("ledger", expanding=True)),
+            every_line,
+        )
+        .values(status=bindparam("settled"))
+        .returning(RX.c.id)
+        .cte("settled")
+    )
+    return select(moved.c.line_no, moved.c.dispensed, moved.c.remaining).add_cte(settle)
 
 
-async def recent_for_prescriber(
+_MOVE_PG = _move_pg()
+
+
+async def recent_headers(
     session: AsyncSession, prescriber_id: str, facility_code: str, limit: int
-) -> list[Prescription]:
-    result = await session.execute(
-        select(Prescription)
-        .where(
-            col(Prescription.prescriber_id) == prescriber_id, col(Prescription.facility_code) == facility_code
-        )
-        .order_by(col(Prescription.issued_at).desc())
+) -> list[AnyRow]:
+    """The newest prescriptions of a prescriber at a facility (HEADER columns, no lines)."""
+    stmt = (
+        select(*HEADER)
+        .where(RX.c.prescriber_id == prescriber_id, RX.c.facility_code == facility_code)
+        .order_by(RX.c.issued_at.desc())
         .limit(limit)
     )
-    return list(result.scalars())
+    return list((await session.execute(stmt)).all())
 
 
 async def add_prescription(
-    session: AsyncSession, prescription: Prescription, items: Sequence[PrescriptionItem]
-) -> None:
-    """Insert a prescription, then its lines (which need its id)."""
-    session.add(prescription)
-    await session.flush()
-    assert prescription.id is not None
-    for item in items:
-        item.prescription_id = prescription.id
-    session.add_all(items)
-    await session.flush()
+    session: AsyncSession, row: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> int | None:
+    """Insert a prescription, its lines and its payload's digest; None, and nothing stored, when a
+    unique index refuses it (a code in use or, on one node, a replayed payload).
+
+    On Citus the payload's uniqueness lives only in `prescription_payload` (another shard): a
+    replay there raises `PayloadReplayed`, and the transaction is then beyond use.
+    """
+    try:
+        return await insert_with_lines(
+            session,
+            RX,
+            row,
+            ITEM,
+            "prescription_id",
+            lines,
+            skip_conflict=True,
+            beside=PAYLOAD_OF_PRESCRIPTION,
+        )
+    except IntegrityError as exc:
+        if PAYLOAD_KEY in str(exc.orig):
+            raise PayloadReplayed from exc
+        raise

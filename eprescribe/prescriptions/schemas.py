@@ -217,6 +217,9 @@ class PrescriptionRecord:
     status: str
     facility_code: str
     prescriber_id: str
+    # As printed on the prescription: the names of the day it was signed.
+    prescriber_name: str
+    facility_name: str
     issued_at: datetime
     valid_until: datetime
     replaces_code: str | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,9 @@ from kit.audit import AccessAction, ActorKind, Refusal
 from kit.security import KeyRing
 from kit.time import utcnow
 
+if TYPE_CHECKING:
+    from kit.database import AnyRow
+
 __all__ = [
     "FacilityRead",
     "LedgerMove",
@@ -46,12 +50,11 @@ __all__ = [
     "cancel",
     "canonical_code",
     "code_from_scanned",
+    "dispensable",
     "find",
     "load_reference_data",
     "lock",
-    "lock_for_dispensing",
     "move_quantities",
-    "names_of",
     "open_for_patient",
     "policy_for_forms",
     "qr_matches",
@@ -59,73 +62,70 @@ __all__ = [
     "read_for_facility",
     "read_for_patient",
     "recent_for_prescriber",
-    "record",
     "search_diagnoses",
     "status_at",
     "submit",
 ]
 
 
-def _line(item: PrescriptionItem) -> Line:
+HEADER_WIDTH = len(repository.HEADER)
+
+
+def _line_of(c: tuple[Any, ...]) -> Line:
     return Line(
-        line_no=item.line_no,
-        active_ingredient=item.active_ingredient,
-        strength=item.strength,
-        dosage_form=item.dosage_form,
-        registration_no=item.registration_no,
-        quantity=item.quantity,
-        unit=item.unit,
-        instructions=item.instructions,
-        days_supply=item.days_supply,
-        dispensed=item.dispensed,
-        remaining=item.remaining,
-        key=(item.ingredient_key, item.strength_key, item.form_key),
+        line_no=c[0],
+        active_ingredient=c[1],
+        strength=c[2],
+        dosage_form=c[3],
+        registration_no=c[4],
+        quantity=c[5],
+        unit=c[6],
+        instructions=c[7],
+        days_supply=c[8],
+        dispensed=c[9],
+        remaining=c[10],
+        key=(c[11], c[12], c[13]),
     )
 
 
-def record(prescription: Prescription, items: list[PrescriptionItem]) -> PrescriptionRecord:
-    """The prescription and its lines as other modules see them."""
-    assert prescription.id is not None
+def _from_rows(rows: list[AnyRow]) -> PrescriptionRecord | None:
+    """A record from the joined header-and-lines rows of `repository.with_lines`."""
+    if not rows:
+        return None
+    return _header(tuple(rows[0]), tuple(_line_of(tuple(r[HEADER_WIDTH:])) for r in rows))
+
+
+def _header(h: tuple[Any, ...], lines: tuple[Line, ...]) -> PrescriptionRecord:
     return PrescriptionRecord(
-        id=prescription.id,
-        code=prescription.code,
-        kind=prescription.kind,
-        status=prescription.status,
-        facility_code=prescription.facility_code,
-        prescriber_id=prescription.prescriber_id,
-        issued_at=prescription.issued_at,
-        valid_until=prescription.valid_until,
-        replaces_code=prescription.replaces_code,
-        replaced_by_code=prescription.replaced_by_code,
+        id=h[0],
+        code=h[1],
+        kind=h[2],
+        status=h[3],
+        facility_code=h[4],
+        prescriber_id=h[5],
+        prescriber_name=h[6],
+        facility_name=h[7],
+        issued_at=h[8],
+        valid_until=h[9],
+        replaces_code=h[10],
+        replaced_by_code=h[11],
         patient=PatientRecord(
-            full_name=prescription.patient_full_name,
-            date_of_birth=prescription.patient_date_of_birth,
-            gender=prescription.patient_gender,
-            national_id=prescription.patient_national_id,
-            insurance_no=prescription.patient_insurance_no,
-            weight_kg=prescription.patient_weight_kg,
-            phone=prescription.patient_phone,
-            address=prescription.patient_address,
-            guardian=prescription.guardian,
+            full_name=h[12],
+            date_of_birth=h[13],
+            gender=h[14],
+            national_id=h[15],
+            insurance_no=h[16],
+            weight_kg=h[17],
+            phone=h[18],
+            address=h[19],
+            guardian=h[20],
         ),
-        diagnoses=prescription.diagnoses,
-        notes=prescription.notes,
-        follow_up_date=prescription.follow_up_date,
-        sensitive=prescription.sensitive,
-        lines=tuple(_line(item) for item in items),
+        diagnoses=h[21],
+        notes=h[22],
+        follow_up_date=h[23],
+        sensitive=h[24],
+        lines=lines,
     )
-
-
-async def _record(session: AsyncSession, prescription: Prescription) -> PrescriptionRecord:
-    assert prescription.id is not None
-    return record(prescription, await repository.items_of(session, prescription.id))
-
-
-async def names_of(session: AsyncSession, found: PrescriptionRecord) -> tuple[str, str]:
-    """The prescriber's and the facility's names, as printed on the prescription."""
-    prescriber = await registry.get_prescriber(session, found.prescriber_id)
-    facility = await registry.get_facility(session, found.facility_code)
-    return (prescriber.full_name if prescriber else "", facility.name if facility else "")
 
 
 # ---- the issuing facility ---------------------------------------------------------------------
@@ -170,7 +170,7 @@ async def _facility_read(session: AsyncSession, prescription: Prescription) -> F
     assert prescriber is not None
     return FacilityRead(
         prescription=prescription,
-        items=await repository.items_of(session, prescription.id),
+        items=await repository.items_of(session, prescription.id, code=prescription.code),
         prescriber=prescriber,
         status=status_at(prescription.status, prescription.valid_until, utcnow()),
     )
@@ -204,9 +204,9 @@ async def cancel(
     prescription = await _owned(session, facility, code_text, AccessAction.CANCEL, address)
     assert prescription.id is not None
     if not await repository.mark_cancelled(
-        session, prescription_id=prescription.id, reason=reason, at=utcnow()
+        session, prescription_id=prescription.id, code=prescription.code, reason=reason, at=utcnow()
     ):
-        await session.refresh(prescription)
+        prescription = await repository.reload(session, prescription)
         raise PrescriptionConflict(
             f"{prescription.code} is {prescription.status}; only a prescription with nothing dispensed can be cancelled"
         )
@@ -218,7 +218,7 @@ async def cancel(
         action=AccessAction.CANCEL,
         client_address=address,
     )
-    await session.refresh(prescription)
+    prescription = await repository.reload(session, prescription)
     return await _facility_read(session, prescription)
 
 
@@ -242,8 +242,8 @@ async def recent_for_prescriber(
     session: AsyncSession, facility: FacilityRecord, prescriber_id: str, limit: int = 20
 ) -> list[PrescriptionRecord]:
     """A prescriber's latest prescriptions at this facility, newest first (lines not loaded)."""
-    found = await repository.recent_for_prescriber(session, prescriber_id, facility.facility_code, limit)
-    return [record(p, []) for p in found]
+    found = await repository.recent_headers(session, prescriber_id, facility.facility_code, limit)
+    return [_header(tuple(h), ()) for h in found]
 
 
 # ---- pharmacies: finding, checking the QR, and the quantity ledger ------------------------------
@@ -251,8 +251,7 @@ async def recent_for_prescriber(
 
 async def find(session: AsyncSession, code: str) -> PrescriptionRecord | None:
     """The prescription with this canonical code, whoever asks (the caller decides who may see it)."""
-    prescription = await repository.get_prescription(session, code)
-    return await _record(session, prescription) if prescription else None
+    return _from_rows(await repository.with_lines(session, code))
 
 
 def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> bool:
@@ -263,24 +262,19 @@ def qr_matches(keyring: KeyRing, scanned: str, found: PrescriptionRecord) -> boo
     return qr.matches(keyring, scanned, expected)
 
 
-async def lock_for_dispensing(
-    session: AsyncSession, prescription_id: int, now: datetime
-) -> PrescriptionRecord | None:
-    """Lock the prescription for this transaction if it may still be dispensed; else None.
+async def lock(session: AsyncSession, code: str) -> PrescriptionRecord | None:
+    """Find and lock a prescription for this transaction, whatever its status (one round trip).
 
-    Concurrent dispenses, voids, a cancellation or a replacement of the same prescription queue
-    on this lock, and the lines read after it are the ones the ledger then moves.
+    Dispenses, voids, a cancellation or a replacement of the same prescription queue on this
+    lock, and the lines returned are the ones the ledger then moves. The caller checks whether
+    the status still allows what it is about to do (`dispensable`).
     """
-    prescription = await repository.lock_prescription(
-        session, prescription_id, statuses=DISPENSABLE, valid_at=now
-    )
-    return await _record(session, prescription) if prescription else None
+    return _from_rows(await repository.with_lines(session, code, lock=True))
 
 
-async def lock(session: AsyncSession, prescription_id: int) -> PrescriptionRecord | None:
-    """Lock the prescription whatever its status (a void may reopen a dispensed one)."""
-    prescription = await repository.lock_prescription(session, prescription_id)
-    return await _record(session, prescription) if prescription else None
+def dispensable(found: PrescriptionRecord, now: datetime) -> bool:
+    """Whether a pharmacy may still hand something over against this prescription now."""
+    return found.status in DISPENSABLE and now <= found.valid_until
 
 
 @dataclass(frozen=True)
@@ -304,18 +298,20 @@ async def move_quantities(
 ) -> LedgerMove | None:
     """Dispense (positive) or give back (negative) quantities per line, all or none.
 
-    `locked` comes from `lock_for_dispensing` or `lock` in this transaction. The conditional
-    UPDATE is the guard of last resort: None when any line lacks the quantity, and the caller
-    refuses the request (its transaction rolls back, so no line moved).
+    `locked` comes from `lock` in this transaction. The conditional UPDATE is the guard of last
+    resort: None when any line lacks the quantity, and the caller refuses the request (its
+    transaction rolls back, so no line moved).
     """
-    moved = await repository.shift_quantities(session, locked.id, deltas)
+    balances = {line.line_no: (line.dispensed, line.remaining) for line in locked.lines}
+    expected = dict(balances)
+    for line_no, delta in deltas.items():
+        dispensed, remaining = expected[line_no]
+        expected[line_no] = (dispensed + delta, remaining - delta)
+    status = _settled(expected)
+    moved = await repository.move_quantities(session, locked.id, locked.code, deltas, status)
     if len(moved) != len(deltas):
         return None
-    balances = {line.line_no: (line.dispensed, line.remaining) for line in locked.lines}
     balances.update(moved)
-    status = _settled(balances)
-    # Stored only over a status the lines decide: a cancelled or replaced prescription keeps its own.
-    await repository.set_ledger_status(session, locked.id, status)
     return LedgerMove(status=status.value, balances=balances)
 
 
@@ -331,13 +327,13 @@ async def open_for_patient(
     unknown code get the same answer (None).
     """
     code = codes.canonical(code_text)
-    prescription = await repository.get_prescription(session, code) if code is not None else None
-    if prescription is None:
+    found = await find(session, code) if code is not None else None
+    if found is None:
         return None
-    matches = prescription.patient_date_of_birth == date_of_birth
+    matches = found.patient.date_of_birth == date_of_birth
     await audit.record_access(
         session,
-        prescription_code=prescription.code,
+        prescription_code=found.code,
         actor_kind=ActorKind.PATIENT,
         actor_code=ActorKind.PATIENT.value,
         action=AccessAction.PATIENT_SIGN_IN
@@ -345,25 +341,25 @@ async def open_for_patient(
         else audit.refused(AccessAction.PATIENT_SIGN_IN, Refusal.DENIED),
         client_address=address,
     )
-    return await _record(session, prescription) if matches else None
+    return found if matches else None
 
 
 async def read_for_patient(
     session: AsyncSession, code: str, *, address: str | None
 ) -> PrescriptionRecord | None:
     """Read the patient's own prescription (after open_for_patient) and write it to the access log."""
-    prescription = await repository.get_prescription(session, code)
-    if prescription is None:
+    found = await find(session, code)
+    if found is None:
         return None
     await audit.record_access(
         session,
-        prescription_code=prescription.code,
+        prescription_code=found.code,
         actor_kind=ActorKind.PATIENT,
         actor_code=ActorKind.PATIENT.value,
         action=AccessAction.PATIENT_VIEW,
         client_address=address,
     )
-    return await _record(session, prescription)
+    return found
 
 
 async def access_entries(session: AsyncSession, code: str) -> list[audit.AccessLogEntry]:

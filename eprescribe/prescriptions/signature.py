@@ -28,6 +28,8 @@ class SignedPayload:
     prescriber: PrescriberRecord
     payload: dict[str, Any]
     digest: str
+    # Whether the signer is registered at the facility submitting it.
+    works_here: bool
 
 
 def _refuse(detail: str, where: list[str], msg: str) -> SignatureRejected:
@@ -61,12 +63,13 @@ def payload_digest(compact: str) -> str:
     return hashlib.sha256(compact.split(".")[1].encode()).hexdigest()
 
 
-async def verify(session: AsyncSession, compact: str) -> SignedPayload:
+async def verify(session: AsyncSession, compact: str, facility_code: str) -> SignedPayload:
     """Verify the prescriber's ES256 signature; anything else is refused before parsing."""
     kid = str(_header(compact)["kid"])
-    prescriber = await registry.get_prescriber(session, kid)
-    if prescriber is None:
+    found = await registry.signer(session, kid, facility_code)
+    if found is None:
         raise _refuse(f"No registered prescriber has key id {kid!r}", ["header", "kid"], "unknown prescriber")
+    prescriber, works_here = found
     try:
         verified = jws.deserialize_compact(
             compact, ECKey.import_key(prescriber.public_jwk), algorithms=SIGNING_ALGORITHMS
@@ -83,4 +86,4 @@ async def verify(session: AsyncSession, compact: str) -> SignedPayload:
         raise InvalidContent.field(["payload"], "the payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidContent.field(["payload"], "the payload must be a JSON object")
-    return SignedPayload(prescriber, payload, payload_digest(compact))
+    return SignedPayload(prescriber, payload, payload_digest(compact), works_here)

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from eprescribe.registry import service
 from eprescribe.registry.schemas import AdminRecord, FacilityRecord
+from kit import observability
 from kit.database import SessionDep
 from kit.runtime import RuntimeDep
 from kit.security import ClientKind, bearer_token
@@ -15,11 +16,13 @@ from kit.security import ClientKind, bearer_token
 
 async def _current_admin(request: Request, session: SessionDep, runtime: RuntimeDep) -> AdminRecord:
     principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.ADMIN)
+    observability.note_client(principal.kind, principal.client_id)
     return await service.current_admin(session, principal)
 
 
 async def _current_facility(request: Request, session: SessionDep, runtime: RuntimeDep) -> FacilityRecord:
     principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.FACILITY)
+    observability.note_client(principal.kind, principal.client_id)
     return await service.current_facility(session, principal)
 
 

@@ -4,15 +4,76 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
+
+if TYPE_CHECKING:
+    from kit.database import AnyRow
 
 from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
 from eprescribe.registry.schemas import ClientStatus
 from kit.database import one_of
+
+PHARMACY = Pharmacy.__table__  # type: ignore[attr-defined]
+FACILITY = Facility.__table__  # type: ignore[attr-defined]
+PRESCRIBER = Prescriber.__table__  # type: ignore[attr-defined]
+LINK = PrescriberFacility.__table__  # type: ignore[attr-defined]
+PHARMACY_COLUMNS = (
+    PHARMACY.c.id,
+    PHARMACY.c.connection_code,
+    PHARMACY.c.name,
+    PHARMACY.c.kind,
+    PHARMACY.c.province_code,
+    PHARMACY.c.address,
+    PHARMACY.c.latitude,
+    PHARMACY.c.longitude,
+    PHARMACY.c.controlled_licence,
+    PHARMACY.c.status,
+    PHARMACY.c.credentials_version,
+)
+
+
+# Hot-path statements are built once: a request binds parameters and reuses the compiled SQL.
+_PHARMACY_BY_CODE = select(*PHARMACY_COLUMNS).where(PHARMACY.c.connection_code == bindparam("code"))
+_FACILITY_BY_CODE = select(
+    FACILITY.c.facility_code,
+    FACILITY.c.name,
+    FACILITY.c.province_code,
+    FACILITY.c.status,
+    FACILITY.c.credentials_version,
+).where(FACILITY.c.facility_code == bindparam("code"))
+PRESCRIBER_COLUMNS = (
+    PRESCRIBER.c.prescriber_id,
+    PRESCRIBER.c.full_name,
+    PRESCRIBER.c.license_no,
+    PRESCRIBER.c.public_jwk,
+    PRESCRIBER.c.controlled_allowed,
+    PRESCRIBER.c.status,
+)
+_SIGNER_AT = select(
+    *PRESCRIBER_COLUMNS,
+    select(LINK.c.prescriber_id)
+    .where(LINK.c.prescriber_id == PRESCRIBER.c.prescriber_id, LINK.c.facility_code == bindparam("facility"))
+    .exists(),
+).where(PRESCRIBER.c.prescriber_id == bindparam("prescriber"))
+
+
+async def pharmacy_row(session: AsyncSession, connection_code: str) -> AnyRow | None:
+    """The pharmacy's record columns and credentials version, in one Core round trip (hot path)."""
+    return (await session.execute(_PHARMACY_BY_CODE, {"code": connection_code})).first()
+
+
+async def facility_row(session: AsyncSession, facility_code: str) -> AnyRow | None:
+    return (await session.execute(_FACILITY_BY_CODE, {"code": facility_code})).first()
+
+
+async def signer_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> AnyRow | None:
+    """The prescriber's record columns and whether they work at this facility (last column)."""
+    params = {"prescriber": prescriber_id, "facility": facility_code}
+    return (await session.execute(_SIGNER_AT, params)).first()
 
 
 async def get_admin(session: AsyncSession, client_id: str) -> AdminClient | None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -42,6 +42,9 @@ from kit.errors import InvalidContent, Unauthorized, field_error
 from kit.runtime import Runtime
 from kit.security import ClientKind, Principal, SecretHasher, new_secret
 from kit.time import utcnow
+
+if TYPE_CHECKING:
+    from kit.database import AnyRow
 
 ID_ALPHABET = string.digits + string.ascii_uppercase
 KIND_PREFIX = {PharmacyKind.PHARMACY: "NT", PharmacyKind.DRUGSTORE: "QT", PharmacyKind.CABINET: "TT"}
@@ -155,34 +158,58 @@ async def authenticate(
     return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
 
 
-async def _current(
-    session: AsyncSession, principal: Principal, expected: ClientKind
-) -> AdminClient | Facility | Pharmacy:
-    """Re-check a token's client on every request, so revocation takes effect at once."""
-    client = await _client(session, expected, principal.client_id) if principal.kind is expected else None
-    if client is None or client.credentials_version != principal.credentials_version:
+CurrentT = TypeVar("CurrentT", bound="AnyRow | AdminClient")
+
+
+def _check_current(found: CurrentT | None, principal: Principal, expected: ClientKind) -> CurrentT:
+    """Refuse a client whose credentials were replaced or who is no longer active."""
+    if (
+        principal.kind is not expected
+        or found is None
+        or found.credentials_version != principal.credentials_version
+    ):
         raise Unauthorized("These credentials were replaced or removed; request a new token")
-    if client.status != ClientStatus.ACTIVE:
-        raise Unauthorized(f"This client is {client.status}")
-    return client
+    if found.status != ClientStatus.ACTIVE:
+        raise Unauthorized(f"This client is {found.status}")
+    return found
 
 
 async def current_admin(session: AsyncSession, principal: Principal) -> AdminRecord:
-    client = await _current(session, principal, ClientKind.ADMIN)
-    assert isinstance(client, AdminClient)
+    """The health-department client a token acts for, re-checked now."""
+    found = (
+        await repository.get_admin(session, principal.client_id)
+        if principal.kind is ClientKind.ADMIN
+        else None
+    )
+    client = _check_current(found, principal, ClientKind.ADMIN)
     return AdminRecord(client.client_id, client.name)
 
 
 async def current_facility(session: AsyncSession, principal: Principal) -> FacilityRecord:
-    client = await _current(session, principal, ClientKind.FACILITY)
-    assert isinstance(client, Facility)
-    return facility_record(client)
+    """The facility a token or console session acts for, re-checked now (one round trip)."""
+    row = _check_current(
+        await repository.facility_row(session, principal.client_id), principal, ClientKind.FACILITY
+    )
+    return FacilityRecord(row.facility_code, row.name, row.province_code)
 
 
 async def current_pharmacy(session: AsyncSession, principal: Principal) -> PharmacyRecord:
-    client = await _current(session, principal, ClientKind.PHARMACY)
-    assert isinstance(client, Pharmacy)
-    return pharmacy_record(client)
+    """The pharmacy a token or console session acts for, re-checked now (one round trip)."""
+    row = _check_current(
+        await repository.pharmacy_row(session, principal.client_id), principal, ClientKind.PHARMACY
+    )
+    return PharmacyRecord(
+        id=row.id,
+        connection_code=row.connection_code,
+        name=row.name,
+        kind=row.kind,
+        province_code=row.province_code,
+        address=row.address,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        controlled_licence=row.controlled_licence,
+        status=row.status,
+    )
 
 
 # ---- health-department clients --------------------------------------------------------------
@@ -357,6 +384,16 @@ async def prescriber_by_license(session: AsyncSession, license_no: str) -> Presc
 
 async def works_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
     return await repository.prescriber_works_at(session, prescriber_id, facility_code)
+
+
+async def signer(
+    session: AsyncSession, prescriber_id: str, facility_code: str
+) -> tuple[PrescriberRecord, bool] | None:
+    """The prescriber a signature names, and whether they are registered at this facility."""
+    row = await repository.signer_at(session, prescriber_id, facility_code)
+    if row is None:
+        return None
+    return PrescriberRecord(*row[:6]), bool(row[6])
 
 
 async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> list[PrescriberRecord]:

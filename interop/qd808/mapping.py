@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from eprescribe.prescriptions import codes
-from interop import jsonstrict
 from interop.catalogue import Resolver
 from interop.kinds import KINDS
 from interop.problems import FORMAT, INVALID, MISMATCH, Loc, Problems
@@ -20,6 +19,7 @@ from interop.qd808 import clinical, reader, values
 from interop.qd808.patient import patient
 from interop.qd808.schemas import GuiDonThuoc
 from interop.timeutil import vn_iso
+from kit import jsonstrict
 
 # loi_dan and luu_y share the contract's one `notes`; this mark lets the reverse mapping split
 # them again (see split_notes).

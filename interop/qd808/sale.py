@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eprescribe.prescriptions import codes
-from interop import jsonstrict
 from interop.problems import FORMAT, INVALID, MISMATCH, REQUIRED, UNKNOWN, Loc, Problems
 from interop.qd808 import reader, values
 from interop.qd808.schemas import CapNhatDonThuoc
 from interop.stored import StoredPrescription
+from kit import jsonstrict
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from interop.jsonstrict import StrictJsonError, parse_strict, same_json
 from interop.qd808.mapping import body_without_signature
+from kit.jsonstrict import StrictJsonError, parse_strict, same_json
 
 ALGORITHMS = ["ES256"]
 

@@ -58,6 +58,8 @@ class DispenseLine(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
     dispense_id: int = Field(sa_column=Column(BIGINT, ForeignKey("dispense.id"), nullable=False))
+    # The prescription's code: the distribution column on Citus (with its dispense and prescription).
+    prescription_code: str = Field(sa_column=Column(String(14), nullable=False))
     position: int = Field(sa_column=Column(Integer, nullable=False))
     line_no: int = Field(sa_column=Column(Integer, nullable=False))
     registration_no: str = Field(max_length=64)

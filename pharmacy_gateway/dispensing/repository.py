@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from kit.database import insert_with_lines
 from pharmacy_gateway.dispensing.models import Dispense, DispenseLine
 
 
@@ -23,36 +25,51 @@ async def get_dispense(session: AsyncSession, *, dispense_id: str, pharmacy_id: 
     return result.scalar_one_or_none()
 
 
-async def add_dispense(session: AsyncSession, record: Dispense, lines: Sequence[DispenseLine]) -> None:
-    """Insert a dispense, then its lines (which need its id)."""
-    session.add(record)
-    await session.flush()
-    assert record.id is not None
-    for line in lines:
-        line.dispense_id = record.id
-    session.add_all(lines)
-    await session.flush()
+DISPENSE = Dispense.__table__  # type: ignore[attr-defined]
+LINE = DispenseLine.__table__  # type: ignore[attr-defined]
 
 
-async def lines_of(session: AsyncSession, dispense_ids: Sequence[int]) -> dict[int, list[DispenseLine]]:
+async def add_dispense(
+    session: AsyncSession, dispense: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> int:
+    """Insert a dispense and its lines (which carry its prescription's code); return its row id.
+
+    One round trip on PostgreSQL, two on SQLite (`kit.database.insert_with_lines`).
+    """
+    code = dispense["prescription_code"]
+    rows = [line | {"prescription_code": code} for line in lines]
+    new_id = await insert_with_lines(session, DISPENSE, dispense, LINE, "dispense_id", rows)
+    assert new_id is not None
+    return new_id
+
+
+async def lines_of(
+    session: AsyncSession, dispense_ids: Sequence[int], *, prescription_code: str | None = None
+) -> dict[int, list[DispenseLine]]:
+    """Lines of these dispenses; of one prescription's (one shard on Citus) when its code is given."""
     if not dispense_ids:
         return {}
-    result = await session.execute(
-        select(DispenseLine)
-        .where(col(DispenseLine.dispense_id).in_(dispense_ids))
-        .order_by(col(DispenseLine.dispense_id), col(DispenseLine.position))
-    )
+    stmt = select(DispenseLine).where(col(DispenseLine.dispense_id).in_(dispense_ids))
+    if prescription_code is not None:
+        stmt = stmt.where(col(DispenseLine.prescription_code) == prescription_code)
+    result = await session.execute(stmt.order_by(col(DispenseLine.dispense_id), col(DispenseLine.position)))
     grouped: dict[int, list[DispenseLine]] = defaultdict(list)
     for line in result.scalars():
         grouped[line.dispense_id].append(line)
     return grouped
 
 
-async def mark_voided(session: AsyncSession, *, dispense_pk: int, reason: str, at: datetime) -> bool:
+async def mark_voided(
+    session: AsyncSession, *, dispense_pk: int, prescription_code: str, reason: str, at: datetime
+) -> bool:
     """Void once: a concurrent second void finds the row already voided and changes nothing."""
     result = await session.execute(
         update(Dispense)
-        .where(col(Dispense.id) == dispense_pk, col(Dispense.voided_at).is_(None))
+        .where(
+            col(Dispense.prescription_code) == prescription_code,
+            col(Dispense.id) == dispense_pk,
+            col(Dispense.voided_at).is_(None),
+        )
         .values(voided_at=at, void_reason=reason)
         .returning(col(Dispense.id))
     )
@@ -97,11 +114,13 @@ async def paid_prices(
     return [(int(pharmacy_id), int(price)) for pharmacy_id, price in result.all() if price is not None]
 
 
-async def dispenses_of_prescription(session: AsyncSession, prescription_id: int) -> list[Dispense]:
+async def dispenses_of_prescription(
+    session: AsyncSession, prescription_id: int, *, code: str
+) -> list[Dispense]:
     """Every dispense of one prescription by any pharmacy, oldest first, voided ones included."""
     result = await session.execute(
         select(Dispense)
-        .where(col(Dispense.prescription_id) == prescription_id)
+        .where(col(Dispense.prescription_code) == code, col(Dispense.prescription_id) == prescription_id)
         .order_by(col(Dispense.created_at), col(Dispense.id))
     )
     return list(result.scalars())

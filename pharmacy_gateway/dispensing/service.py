@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from statistics import median_low
@@ -18,7 +18,7 @@ from eprescribe.prescriptions.exceptions import NotDispensable, PrescriptionNotF
 from eprescribe.prescriptions.schemas import CONTROLLED_KINDS, Line, PrescriptionRecord
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
-from kit import audit, idempotency, throttle
+from kit import audit, idempotency, metrics, throttle
 from kit.audit import AccessAction, ActorKind, Refusal
 from kit.errors import FieldErrors, InvalidContent, Throttled, field_error
 from kit.runtime import Runtime
@@ -93,6 +93,9 @@ async def _log(
     )
 
 
+Finder = Callable[[str], Awaitable[PrescriptionRecord | None]]
+
+
 async def _resolve(
     session: AsyncSession,
     runtime: Runtime,
@@ -102,11 +105,13 @@ async def _resolve(
     action: AccessAction,
     address: str,
     pace: throttle.Pace,
+    finder: Finder,
 ) -> PrescriptionRecord:
     """Find the prescription a typed code or scanned QR names, counting and logging misses.
 
     A miss is a possible guess: it is counted for throttling and logged even though the
-    request then rolls back (both are rewritten in a transaction of its own).
+    request then rolls back (both are rewritten in a transaction of its own). `finder` reads
+    (a lookup) or locks (a dispense) the prescription of a canonical code.
     """
     marker = access_marker(text)
     keys = throttle.subjects(runtime.settings, connection_code=pharmacy.connection_code, address=address)
@@ -116,10 +121,12 @@ async def _resolve(
         await _log(session, pharmacy, marker, audit.refused(action, Refusal.THROTTLED), address, durable=True)
         raise
     code = prescriptions.code_from_scanned(text)
-    found = await prescriptions.find(session, code) if code is not None else None
+    found = await finder(code) if code is not None else None
     if found is None:
         await attempt.failed(refused_with_error=True)
         await _log(session, pharmacy, marker, audit.refused(action, Refusal.NOT_FOUND), address, durable=True)
+        if action is AccessAction.LOOKUP:
+            metrics.LOOKUPS.labels("not_found").inc()
         raise PrescriptionNotFound(marker)
     return found
 
@@ -166,10 +173,17 @@ async def lookup(
 ) -> GatewayPrescription:
     """What a pharmacist needs to dispense, and nothing more; every lookup is logged."""
     found = await _resolve(
-        session, runtime, pharmacy=pharmacy, text=text, action=AccessAction.LOOKUP, address=address, pace=pace
+        session,
+        runtime,
+        pharmacy=pharmacy,
+        text=text,
+        action=AccessAction.LOOKUP,
+        address=address,
+        pace=pace,
+        finder=lambda code: prescriptions.find(session, code),
     )
     await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
-    prescriber_name, facility_name = await prescriptions.names_of(session, found)
+    metrics.LOOKUPS.labels("found").inc()
     substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in found.lines])
     name = found.patient.full_name
     return GatewayPrescription(
@@ -179,8 +193,8 @@ async def lookup(
         issued_at=vn_time(found.issued_at),
         valid_until=vn_time(found.valid_until),
         facility_code=found.facility_code,
-        facility_name=facility_name,
-        prescriber_name=prescriber_name,
+        facility_name=found.facility_name,
+        prescriber_name=found.prescriber_name,
         replaced_by=found.replaced_by_code,
         patient=PatientSummary(
             # HIV/AIDS patients are never named to a pharmacy.
@@ -247,16 +261,13 @@ def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: Presc
         raise QuantityExceeded(errors[0]["msg"], errors=errors)
 
 
-async def _open_for_dispensing(
-    session: AsyncSession, pharmacy: PharmacyRecord, found: PrescriptionRecord, address: str, now: datetime
-) -> PrescriptionRecord:
-    """Lock the prescription if it may be dispensed here; every other change of it queues behind."""
-    locked = await prescriptions.lock_for_dispensing(session, found.id, now)
-    if locked is None:
-        current = await prescriptions.find(session, found.code)
-        status = current.status_at(now) if current else found.status_at(now)
+async def _check_dispensable(
+    session: AsyncSession, pharmacy: PharmacyRecord, locked: PrescriptionRecord, address: str, now: datetime
+) -> None:
+    """Refuse a prescription that may no longer be dispensed, or not by this outlet."""
+    if not prescriptions.dispensable(locked, now):
         raise NotDispensable(
-            f"{found.code} is {status}; only an active or partially dispensed prescription "
+            f"{locked.code} is {locked.status_at(now)}; only an active or partially dispensed prescription "
             "within its validity can be dispensed"
         )
     if locked.kind in CONTROLLED_KINDS and not pharmacy.controlled_licence:
@@ -271,7 +282,6 @@ async def _open_for_dispensing(
         raise ControlledLicenceRequired(
             "Narcotic and psychotropic prescriptions are dispensed only by outlets with a controlled licence"
         )
-    return locked
 
 
 async def _record_dispense(
@@ -280,31 +290,34 @@ async def _record_dispense(
     locked: PrescriptionRecord,
     body: DispenseCreate,
     now: datetime,
-) -> Dispense:
-    record = Dispense(
-        dispense_id=uuid.uuid4().hex,
-        pharmacy_id=pharmacy.id,
-        prescription_id=locked.id,
-        prescription_code=locked.code,
-        pharmacist_full_name=body.pharmacist.full_name,
-        pharmacist_license_no=body.pharmacist.license_no,
-        created_at=now,
+) -> str:
+    """Store the handing-over and the products, batches and prices given; return its public id."""
+    dispense_id = uuid.uuid4().hex
+    await repository.add_dispense(
+        session,
+        {
+            "dispense_id": dispense_id,
+            "pharmacy_id": pharmacy.id,
+            "prescription_id": locked.id,
+            "prescription_code": locked.code,
+            "pharmacist_full_name": body.pharmacist.full_name,
+            "pharmacist_license_no": body.pharmacist.license_no,
+            "created_at": now,
+        },
+        [
+            {
+                "position": position,
+                "line_no": requested.line_no,
+                "registration_no": requested.registration_no,
+                "quantity": requested.quantity,
+                "unit_price": requested.unit_price,
+                "batch_no": requested.batch_no,
+                "expiry_date": requested.expiry_date,
+            }
+            for position, requested in enumerate(body.items, start=1)
+        ],
     )
-    lines = [
-        DispenseLine(
-            dispense_id=0,
-            position=position,
-            line_no=requested.line_no,
-            registration_no=requested.registration_no,
-            quantity=requested.quantity,
-            unit_price=requested.unit_price,
-            batch_no=requested.batch_no,
-            expiry_date=requested.expiry_date,
-        )
-        for position, requested in enumerate(body.items, start=1)
-    ]
-    await repository.add_dispense(session, record, lines)
-    return record
+    return dispense_id
 
 
 async def _dispense(
@@ -316,7 +329,8 @@ async def _dispense(
     address: str,
     pace: throttle.Pace,
 ) -> idempotency.Answer:
-    found = await _resolve(
+    # Found and locked at once: every other change of this prescription queues behind us.
+    locked = await _resolve(
         session,
         runtime,
         pharmacy=pharmacy,
@@ -324,19 +338,21 @@ async def _dispense(
         action=AccessAction.DISPENSE,
         address=address,
         pace=pace,
+        finder=lambda code: prescriptions.lock(session, code),
     )
     now = utcnow()
-    locked = await _open_for_dispensing(session, pharmacy, found, address, now)
+    await _check_dispensable(session, pharmacy, locked, address, now)
     wanted = await _products_for_lines(session, body, locked, vn_today(now))
     _check_remaining(body, wanted, locked)
     moved = await prescriptions.move_quantities(session, locked, wanted)
     if moved is None:
         # The guard of last resort: the conditional UPDATE found less than the locked read said.
         raise QuantityExceeded("A line no longer has the quantity asked for; nothing was dispensed")
-    record = await _record_dispense(session, pharmacy, locked, body, now)
+    dispense_id = await _record_dispense(session, pharmacy, locked, body, now)
     await _log(session, pharmacy, locked.code, AccessAction.DISPENSE, address)
+    metrics.DISPENSES.inc()
     answer = {
-        "dispense_id": record.dispense_id,
+        "dispense_id": dispense_id,
         "prescription_status": moved.status,
         "items": [
             LineBalance(line_no=line_no, dispensed=d, remaining=r).model_dump()
@@ -395,12 +411,15 @@ async def void(
             "it can no longer be voided"
         )
     # Same lock order as a dispense: the prescription row first, then the dispense's own rows.
-    locked = await prescriptions.lock(session, record.prescription_id)
+    code = record.prescription_code
+    locked = await prescriptions.lock(session, code)
     assert locked is not None
-    if not await repository.mark_voided(session, dispense_pk=record.id, reason=reason, at=now):
+    if not await repository.mark_voided(
+        session, dispense_pk=record.id, prescription_code=code, reason=reason, at=now
+    ):
         raise VoidRefused(f"Dispense {record.dispense_id} was already voided")
     returned: dict[int, int] = defaultdict(int)
-    for line in (await repository.lines_of(session, [record.id])).get(record.id, []):
+    for line in (await repository.lines_of(session, [record.id], prescription_code=code)).get(record.id, []):
         returned[line.line_no] -= line.quantity
     moved = await prescriptions.move_quantities(session, locked, returned)
     if moved is None:
@@ -470,7 +489,9 @@ async def own_dispense(session: AsyncSession, *, pharmacy: PharmacyRecord, dispe
     record = await repository.get_dispense(session, dispense_id=dispense_id.strip(), pharmacy_id=pharmacy.id)
     if record is None or record.id is None:
         raise DispenseNotFound(dispense_id)
-    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
+    lines = (await repository.lines_of(session, [record.id], prescription_code=record.prescription_code)).get(
+        record.id, []
+    )
     return _dispense_view(record, lines)
 
 
@@ -507,10 +528,14 @@ class PatientDispense:
     lines: list[SoldLine]
 
 
-async def dispenses_for_patient(session: AsyncSession, prescription_id: int) -> list[PatientDispense]:
+async def dispenses_for_patient(
+    session: AsyncSession, prescription_id: int, *, code: str
+) -> list[PatientDispense]:
     """List what was handed over against this prescription, by which pharmacy, oldest first."""
-    records = await repository.dispenses_of_prescription(session, prescription_id)
-    lines = await repository.lines_of(session, [r.id for r in records if r.id is not None])
+    records = await repository.dispenses_of_prescription(session, prescription_id, code=code)
+    lines = await repository.lines_of(
+        session, [r.id for r in records if r.id is not None], prescription_code=code
+    )
     outlets = await registry.pharmacies_by_ids(session, sorted({r.pharmacy_id for r in records}))
     found: list[PatientDispense] = []
     for record in records:

@@ -265,11 +265,10 @@ async def view(
     found = await prescriptions.read_for_patient(session, canonical, address=client_address(request))
     if found is None:
         return _ask_page(request, canonical)
-    dispenses = await dispensing.dispenses_for_patient(session, found.id)
+    dispenses = await dispensing.dispenses_for_patient(session, found.id, code=found.code)
     numbers = sorted({line.registration_no for d in dispenses for line in d.lines})
     products = await catalogue.products_by_registration(session, numbers)
     entries = await prescriptions.access_entries(session, found.code)
-    prescriber_name, _ = await prescriptions.names_of(session, found)
     provinces = registry.provinces()
     if province not in provinces:
         facility = await registry.get_facility(session, found.facility_code)
@@ -284,7 +283,7 @@ async def view(
         {
             "p": found,
             "status": found.status_at(utcnow()),
-            "prescriber_name": prescriber_name,
+            "prescriber_name": found.prescriber_name,
             "dispenses": dispenses,
             "product_names": {number: product.name for number, product in products.items()},
             "log": _log_lines(lang, entries, await _actor_names(session, entries)),

@@ -279,9 +279,9 @@ def test_image_is_built_from_the_lock_and_runs_unprivileged() -> None:
 def test_entrypoint_knows_every_service() -> None:
     text = (ROOT / "deploy" / "docker" / "entrypoint.sh").read_text(encoding="utf-8")
     for command, target in [
-        ("core", "eprescribe.app:create_app"),
-        ("gateway", "pharmacy_gateway.app:create_app"),
-        ("portal", "price_portal.app:create_app"),
+        ("core", "erx.app:create_core_app"),
+        ("gateway", "erx.app:create_gateway_app"),
+        ("portal", "erx.app:create_portal_app"),
         ("all", "erx.app:create_app"),
         ("migrate", "erx db upgrade"),
         ("purge", "erx maintenance purge"),
@@ -291,7 +291,10 @@ def test_entrypoint_knows_every_service() -> None:
         "--factory",
         "--loop uvloop",
         "--http httptools",
-        "--proxy-headers",
-        "--forwarded-allow-ips",
+        # The app applies ERX_TRUSTED_PROXIES itself (kit.proxy): uvicorn must not rewrite first.
+        "--no-proxy-headers",
+        "--no-access-log",
+        "PROMETHEUS_MULTIPROC_DIR",
     ):
         assert flag in text
+    assert "--forwarded-allow-ips" not in text

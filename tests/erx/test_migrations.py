@@ -54,7 +54,7 @@ class TestMigrations:
 
     async def test_a_database_of_the_first_history_is_stamped_not_rebuilt(self, harness: Harness) -> None:
         """A database at the retired heads 0002-0004 has this schema: it is moved onto the new graph."""
-        # Such a database has the schema of the first merge revision, not of later ones.
+        # The schema those heads had is the first merge's; later revisions come down first.
         await harness.runtime.database.dispose()
         await asyncio.to_thread(command.downgrade, alembic_config(harness.settings), FIRST_MERGE)
         async with harness.runtime.database.engine.begin() as connection:

@@ -12,8 +12,8 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from interop.jsonstrict import parse_strict
 from interop.qd808.signature import SignatureRejected, check_signed_body
+from kit.jsonstrict import parse_strict
 from tests.interop.data import his_body
 
 KEY = ECKey.generate_key("P-256")

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from eprescribe.prescriptions.schemas import PrescriptionPayload
-from interop import jsonstrict
 from interop.problems import MappingError
 from interop.qd808 import answers
 from interop.qd808.mapping import compose_notes, registration_numbers, split_notes, to_payload
+from kit import jsonstrict
 from tests.interop.data import FACILITY, body_of_kind, his_body, resolve
 
 

@@ -64,8 +64,8 @@ class TestReplaceAndCancel:
         async with harness.runtime.database.sessionmaker() as session, session.begin():
             found = await prescriptions.find(session, created["code"])
             assert found is not None
-            locked = await prescriptions.lock_for_dispensing(session, found.id, found.issued_at)
-            assert locked is not None
+            locked = await prescriptions.lock(session, found.code)
+            assert locked is not None and prescriptions.dispensable(locked, found.issued_at)
             moved = await prescriptions.move_quantities(session, locked, {1: 4})
             assert moved is not None and moved.balances == {1: (4, 6)}
             assert moved.status == "partially_dispensed"
@@ -140,4 +140,4 @@ class TestStatus:
             assert found.status_at(found.valid_until) == "active"
             later = found.valid_until + timedelta(seconds=1)
             assert found.status_at(later) == "expired"
-            assert await prescriptions.lock_for_dispensing(session, found.id, later) is None
+            assert not prescriptions.dispensable(found, later)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from interop.jsonstrict import StrictJsonError, canonical, parse_strict, same_json
+from kit.jsonstrict import StrictJsonError, canonical, parse_strict, same_json
 
 
 @pytest.mark.parametrize(
