@@ -93,7 +93,11 @@ async def _filter_for(
             return None, resolution
         where = prices.public_filter(drug_ids=resolution.ids, province=query.province, kind=query.kind)
         return where, resolution
-    return prices.public_filter(category=query.category, province=query.province, kind=query.kind), None
+    size = await catalogue.category_size(session, query.category) if query.category else None
+    where = prices.public_filter(
+        category=query.category, category_size=size, province=query.province, kind=query.kind
+    )
+    return where, None
 
 
 async def search_prices(session: AsyncSession, query: PriceQuery) -> PriceResults:

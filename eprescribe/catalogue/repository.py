@@ -250,3 +250,8 @@ async def texts_of(session: AsyncSession, drug_ids: Sequence[int] | None) -> lis
 
 def drug_ids_in_category_query(category: str | ColumnElement[str]) -> Select[Any]:
     return select(col(Drug.id)).where(col(Drug.category) == category)
+
+
+async def count_in_category(session: AsyncSession, category: str) -> int:
+    stmt = select(func.count()).select_from(Drug).where(col(Drug.category) == category)
+    return int((await session.execute(stmt)).scalar_one())

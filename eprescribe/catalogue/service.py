@@ -234,6 +234,7 @@ _BY_KEY: TtlCache[tuple[URL, ProductKey], list[Product]] = TtlCache(ttl_seconds=
 def _forget_products() -> None:
     _BY_NUMBER.clear()
     _BY_KEY.clear()
+    _FOUND.clear()
 
 
 async def _products(
@@ -304,8 +305,8 @@ async def search(
 
 
 search_terms = vocabulary.query_terms
-# Typos are forgiven in what names a product; forms, strengths, numbers and makers match as typed.
-TYPO_FIELDS = (vocabulary.Field.NAME.value, vocabulary.Field.INGREDIENT.value)
+# Typos are forgiven in every field but the registration number.
+TYPO_FIELDS = sorted(vocabulary.TYPO_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -316,16 +317,34 @@ class Found:
     fuzzy: bool
 
 
+# What a query names changes only with the catalogue, like the products above: kept a minute,
+# cleared by a change here; an empty answer is never kept.
+_FOUND: TtlCache[tuple[URL, tuple[str, ...], str | None, int], Found] = TtlCache(
+    ttl_seconds=60, max_entries=4096
+)
+
+
 async def find_products(session: AsyncSession, q: str, *, category: str | None, limit: int) -> Found:
     """The products `q` names by brand, ingredient, strength, form, maker or registration number.
 
     Without diacritics or case; a term also matches the words it begins (from PREFIX_MIN
-    letters); when no product matches every term as typed, one or two wrong letters per word
-    are forgiven in names and ingredients (`vocabulary`). Ranked by `vocabulary.rank`.
+    letters); when no product matches every term as typed, one wrong letter per word (two in
+    long words) is forgiven anywhere but in registration numbers (`vocabulary`). Ranked by
+    `vocabulary.rank`: names holding the words first.
     """
     terms = search_terms(q)
     if not terms:
         return Found([], False)
+    key = (database_of(session), tuple(terms), category, limit)
+    if (hit := _FOUND.get(key)) is not None:
+        return Found(list(hit.ids), hit.fuzzy)
+    found = await _find(session, terms, category, limit)
+    if found.ids:
+        _FOUND.put(key, found)
+    return found
+
+
+async def _find(session: AsyncSession, terms: Sequence[str], category: str | None, limit: int) -> Found:
     keys = sorted(set().union(*(vocabulary.lookup_keys(t) for t in terms)))
     candidates = await repository.words_under_keys(session, keys)
     exact: list[str] = []
@@ -354,6 +373,20 @@ async def index_words(session: AsyncSession, drug_ids: Sequence[int] | None = No
         words = sorted({p.word for p in postings})
         new = sorted(set(words) - await repository.known_words(session, words))
         await repository.add_word_keys(session, list(vocabulary.key_rows(new)))
+
+
+# How many products a category has only chooses a query plan, so a minute-old figure will do.
+_CATEGORY_SIZES: TtlCache[tuple[URL, str], int] = TtlCache(ttl_seconds=60, max_entries=64)
+
+
+async def category_size(session: AsyncSession, category: str) -> int:
+    """About how many products the category has (at most a minute old)."""
+    key = (database_of(session), category)
+    found = _CATEGORY_SIZES.get(key)
+    if found is None:
+        found = await repository.count_in_category(session, category)
+        _CATEGORY_SIZES.put(key, found)
+    return found
 
 
 def ids_in_category_query(category: str | ColumnElement[str]) -> Select[Any]:

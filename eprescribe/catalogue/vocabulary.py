@@ -44,6 +44,10 @@ class Field(StrEnum):
     MANUFACTURER = "manufacturer"
 
 
+# Where a typo is forgiven: everywhere but the registration number (an identifier: a wrong
+# letter in it names another product).
+TYPO_FIELDS = frozenset(f.value for f in Field if f is not Field.REGISTRATION)
+
 # How much a match in each field counts: the name most, what the product is next.
 FIELD_WEIGHT: dict[str, int] = {
     Field.NAME: 4,
@@ -69,8 +73,8 @@ def query_terms(q: str | None) -> list[str]:
 
 
 def max_typos(word: str) -> int:
-    """Wrong letters forgiven in a word of this length."""
-    if len(word) < 2:
+    """Wrong letters forgiven in a word of this length; none in a number (a wrong digit names another)."""
+    if len(word) < 2 or word.isdigit():
         return 0
     return 2 if len(word) >= LONG_WORD else 1
 
@@ -206,23 +210,28 @@ def key_rows(vocabulary: Iterable[str]) -> Iterator[tuple[str, str]]:
 # ---- ranking ------------------------------------------------------------------------------
 
 
+# Qualities as plain ints inside the ranking (an IntEnum's arithmetic costs in a hot loop).
+_EXACT, _PREFIX = int(Quality.EXACT), int(Quality.PREFIX)
+_POINTS = {int(q): p for q, p in QUALITY_POINTS.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class _Hit:
     term: int
     field: str
     position: int
     length: int
-    quality: Quality
+    quality: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     drug_id: int
     name: str
     hits: list[_Hit] = field(default_factory=list)
 
     def matches_every_term(self, n: int, *, typos: bool) -> bool:
-        return {h.term for h in self.hits if typos or h.quality <= Quality.PREFIX} >= set(range(n))
+        return len({h.term for h in self.hits if typos or h.quality <= _PREFIX}) == n
 
 
 @dataclass(frozen=True)
@@ -236,27 +245,33 @@ SortKey = tuple[int, int, int, int, int, str, int]
 
 
 def _sort_key(candidate: _Candidate, n: int, typos: bool) -> SortKey:
-    hits = [h for h in candidate.hits if typos or h.quality <= Quality.PREFIX]
-    in_name = {h.term for h in hits if h.field == Field.NAME}
+    hits = [h for h in candidate.hits if typos or h.quality <= _PREFIX]
     name_hits = [h for h in hits if h.field == Field.NAME]
+    in_name = {h.term for h in name_hits}
     name_length = name_hits[0].length if name_hits else MAX_WORD
-    in_order = all(any(h.term == i and h.position == i for h in name_hits) for i in range(n))
+    in_place = {h.term for h in name_hits if h.term == h.position}
+    in_order = len(in_place) == n
     exact_name = (
         in_order
         and name_length == n
-        and all(
-            any(h.term == i and h.position == i and h.quality == Quality.EXACT for h in name_hits)
-            for i in range(n)
-        )
+        and len({h.term for h in name_hits if h.term == h.position and h.quality == _EXACT}) == n
     )
-    edits = 0
-    points = 0
-    for i in range(n):
-        mine = [h for h in hits if h.term == i]
-        edits += min(h.quality for h in mine).typos
-        points += max(FIELD_WEIGHT[h.field] * QUALITY_POINTS[h.quality] for h in mine)
+    best: dict[int, int] = {}
+    points: dict[int, int] = {}
+    for h in hits:
+        best[h.term] = min(best.get(h.term, _PREFIX + 2), h.quality)
+        points[h.term] = max(points.get(h.term, 0), FIELD_WEIGHT[h.field] * _POINTS[h.quality])
+    edits = sum(max(0, q - _PREFIX) for q in best.values())
     level = 2 if exact_name else 1 if in_order else 0
-    return (-len(in_name), -level, edits, -points, name_length, candidate.name.casefold(), candidate.drug_id)
+    return (
+        -len(in_name),
+        -level,
+        edits,
+        -sum(points.values()),
+        name_length,
+        candidate.name.casefold(),
+        candidate.drug_id,
+    )
 
 
 def rank(terms: Sequence[str], found: Iterable[tuple[Posting, str]], limit: int) -> Ranked:
@@ -272,23 +287,23 @@ def rank(terms: Sequence[str], found: Iterable[tuple[Posting, str]], limit: int)
     n = len(terms)
     found = list(found)
     # Each distinct word is compared with each term once, however many products hold it.
-    matches: dict[str, list[tuple[int, Quality]]] = {}
+    matches: dict[str, list[tuple[int, int]]] = {}
     for posting, _ in found:
         if posting.word not in matches:
             matches[posting.word] = [
-                (index, quality)
+                (index, int(quality))
                 for index, term in enumerate(terms)
                 if (quality := match(term, posting.word)) is not None
             ]
     candidates: dict[int, _Candidate] = {}
     for posting, name in found:
         for index, quality in matches[posting.word]:
+            if quality > _PREFIX and posting.field not in TYPO_FIELDS:
+                continue
             candidate = candidates.get(posting.drug_id)
             if candidate is None:
                 candidate = candidates[posting.drug_id] = _Candidate(posting.drug_id, name)
-            candidate.hits.append(
-                _Hit(index, Field(posting.field), posting.position, posting.length, quality)
-            )
+            candidate.hits.append(_Hit(index, posting.field, posting.position, posting.length, quality))
     exact = [c for c in candidates.values() if c.matches_every_term(n, typos=False)]
     fuzzy = not exact
     chosen = exact or [c for c in candidates.values() if c.matches_every_term(n, typos=True)]

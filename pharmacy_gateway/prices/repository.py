@@ -241,9 +241,12 @@ async def recount(session: AsyncSession) -> None:
 
 # ---- pages -----------------------------------------------------------------------------------
 
-# The per-product plan pays off for up to a few hundred products and the first pages.
-PER_PRODUCT_MAX_DEPTH = 1000
-PER_PRODUCT_MAX_PRODUCTS = 500
+# The per-product plan reads up to (products x depth) index entries, one index descent per
+# product: it pays off for a search's few dozen products or a small category (whose listings may
+# all sit at one end of the price index), while a filter that many listings pass reads a page
+# straight off a sorted index.
+PER_PRODUCT_MAX_PRODUCTS = 100
+PER_PRODUCT_MAX_ENTRIES = 50_000
 # The columns a sort reads, and whether it reads them backwards.
 SORT_KEYS: dict[str, tuple[str, bool]] = {
     "price": ("price", False),
@@ -260,15 +263,25 @@ def _per_product_ids(shape: _Shape, sort: str) -> Select[Any]:
     """The ids of the first `depth` listings of each product in the sort's order, merged (PostgreSQL).
 
     One index range scan per product, on (drug_id, price) or (drug_id, updated_at), through a
-    LATERAL join over the product ids, instead of sorting every listing of every product `q`
-    matched: a search for 'paracetamol' (two dozen products, tens of thousands of listings)
-    reads a few hundred index entries, inside the index alone.
+    LATERAL join over the product ids (those `q` matched, or a category's), instead of sorting
+    every listing of every product `q` matched: a search for 'paracetamol' (two dozen products,
+    tens of thousands of listings) reads a few hundred index entries, inside the index alone. A
+    small category's products, dear ones say, are not scanned for along the whole price index.
     """
     key, descending = SORT_KEYS[sort]
-    products = func.unnest(bindparam("drug_ids", type_=ARRAY(Integer))).table_valued("id").render_derived()
+    products: Any
+    if shape.drugs == "many":
+        products = (
+            func.unnest(bindparam("drug_ids", type_=ARRAY(Integer))).table_valued("id").render_derived()
+        )
+        rest = replace(shape, drugs=None)
+    else:
+        assert shape.categories is not None
+        products = shape.categories.subquery("products")
+        rest = replace(shape, categories=None)
     per_product = (
         select(L.id, L[key])
-        .where(*_conditions(replace(shape, drugs=None)), L.drug_id == products.c.id)
+        .where(*_conditions(rest), L.drug_id == products.c.id)
         .order_by(*_ordered((L[key], L.id), descending))
         .limit(bindparam("depth"))
         .lateral("per_product")
@@ -324,11 +337,15 @@ def _page(
 ) -> tuple[Select[Any], dict[str, Any]]:
     shape = _shape(_dialect(session), where)
     depth = offset + limit
+    if where.drug_ids is not None:
+        products = len(where.drug_ids) if len(where.drug_ids) > 1 else None
+    else:
+        products = where.category_size if shape.categories is not None else None
     per_product = (
         shape.dialect == "postgresql"
-        and where.drug_ids is not None
-        and 1 < len(where.drug_ids) <= PER_PRODUCT_MAX_PRODUCTS
-        and depth <= PER_PRODUCT_MAX_DEPTH
+        and products is not None
+        and products <= PER_PRODUCT_MAX_PRODUCTS
+        and products * depth <= PER_PRODUCT_MAX_ENTRIES
     )
     values = params(where) | {"limit": limit, "offset": offset, "depth": depth}
     return _page_statement(shape, sort, per_product, with_total, joined), values

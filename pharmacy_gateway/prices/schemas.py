@@ -83,11 +83,13 @@ class ListingFilter:
     `category` keeps the products of one catalogue category, read live through `categories`
     (the catalogue's query of them, taking the category as the parameter `category`); outlets
     to hide come as a subquery of their ids (suspended and revoked outlets, read live).
+    `category_size`, about how many products the category has, only chooses the plan of a page.
     """
 
     drug_ids: Sequence[int] | None = None
     category: str | None = None
     categories: Select[Any] | None = None
+    category_size: int | None = None
     province: str | None = None
     kind: str | None = None
     hidden_outlets_query: Select[Any] | None = None

@@ -122,14 +122,20 @@ def public_filter(
     *,
     drug_ids: Sequence[int] | None = None,
     category: str | None = None,
+    category_size: int | None = None,
     province: str | None = None,
     kind: str | None = None,
 ) -> ListingFilter:
-    """What the public sees: listings of active outlets (read live from the registry), filtered."""
+    """What the public sees: listings of active outlets (read live from the registry), filtered.
+
+    `category_size` (about how many products the category has) lets a page of a small category
+    be read product by product instead of along the whole price index.
+    """
     return ListingFilter(
         drug_ids=drug_ids,
         category=category,
         categories=IN_CATEGORY if category else None,
+        category_size=category_size if category else None,
         province=province,
         kind=kind,
         hidden_outlets_query=HIDDEN_OUTLETS,
