@@ -53,6 +53,12 @@ async def resolve_products(session: AsyncSession, q: str, category: str | None) 
     return Resolution(found.ids, found.fuzzy)
 
 
+async def products_in_order(session: AsyncSession, ids: Sequence[int]) -> list[Product]:
+    """These products, in this order (a page of what a query names)."""
+    found = await catalogue.products_by_ids(session, ids) if ids else {}
+    return [found[i] for i in ids if i in found]
+
+
 @dataclass(frozen=True)
 class PriceQuery:
     q: str | None = None

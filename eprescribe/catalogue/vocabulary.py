@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from itertools import combinations
 
-from kit.text import fold
+from kit.text import fold, vietnamese_sort_key
 
 # Words are runs of letters and digits of the folded text (no case, no diacritics).
 _WORD = re.compile(r"[^\W_]+")
@@ -241,7 +241,7 @@ class Ranked:
     fuzzy: bool
 
 
-SortKey = tuple[int, int, int, int, int, str, int]
+SortKey = tuple[int, int, int, int, int, tuple[tuple[int, ...], tuple[int, ...], str], int]
 
 
 def _sort_key(candidate: _Candidate, n: int, typos: bool) -> SortKey:
@@ -269,7 +269,7 @@ def _sort_key(candidate: _Candidate, n: int, typos: bool) -> SortKey:
         edits,
         -sum(points.values()),
         name_length,
-        candidate.name.casefold(),
+        vietnamese_sort_key(candidate.name),
         candidate.drug_id,
     )
 
@@ -282,7 +282,7 @@ def rank(terms: Sequence[str], found: Iterable[tuple[Posting, str]], limit: int)
     a typo are the answer when there are any (and their typo matches then count for nothing);
     otherwise those matching with typos (`fuzzy`). Order: more terms found in the name; a name
     that is the query, then one that begins with it; fewer typos; better matches in weightier
-    fields; shorter names; then by name.
+    fields; shorter names; then by name in Vietnamese dictionary order.
     """
     n = len(terms)
     found = list(found)
@@ -297,13 +297,13 @@ def rank(terms: Sequence[str], found: Iterable[tuple[Posting, str]], limit: int)
             ]
     candidates: dict[int, _Candidate] = {}
     for posting, name in found:
-        for index, quality in matches[posting.word]:
-            if quality > _PREFIX and posting.field not in TYPO_FIELDS:
+        for index, grade in matches[posting.word]:
+            if grade > _PREFIX and posting.field not in TYPO_FIELDS:
                 continue
             candidate = candidates.get(posting.drug_id)
             if candidate is None:
                 candidate = candidates[posting.drug_id] = _Candidate(posting.drug_id, name)
-            candidate.hits.append(_Hit(index, posting.field, posting.position, posting.length, quality))
+            candidate.hits.append(_Hit(index, posting.field, posting.position, posting.length, grade))
     exact = [c for c in candidates.values() if c.matches_every_term(n, typos=False)]
     fuzzy = not exact
     chosen = exact or [c for c in candidates.values() if c.matches_every_term(n, typos=True)]

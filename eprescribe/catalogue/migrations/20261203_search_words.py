@@ -1,7 +1,7 @@
 """catalogue: search words (postings and their lookup keys) instead of the trigram index
 
 Revision ID: 20261203_search_words
-Revises: 20261203_prescription_names
+Revises: 20261203_patient_search
 Create Date: 2026-12-03 09:00:00
 
 Typo-tolerant search now reads a vocabulary of folded catalogue words, the same on SQLite and
@@ -18,7 +18,7 @@ from alembic import op
 from eprescribe.catalogue import vocabulary
 
 revision: str = "20261203_search_words"
-down_revision: str | Sequence[str] | None = "20261203_prescription_names"
+down_revision: str | Sequence[str] | None = "20261203_patient_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -111,3 +111,9 @@ class TestRanking:
         found = postings((1, "Brand", "x", "viên"))
         assert vocabulary.rank(["vd", "2"], found, 10).drug_ids == []
         assert vocabulary.rank(["vd", "1"], found, 10).drug_ids == [1]
+
+    def test_ties_in_vietnamese_dictionary_order(self) -> None:
+        found = postings(
+            (1, "Siro Em", "x", "siro"), (2, "Siro Đặc", "x", "siro"), (3, "Siro Dịu", "x", "siro")
+        )
+        assert vocabulary.rank(["siro"], found, 10).drug_ids == [3, 2, 1]
