@@ -61,6 +61,27 @@ def migrate(database_url: str) -> None:
     upgrade(Settings.model_validate({"DATABASE_URL": database_url, "environment": "test"}))
 
 
+def refresh_derived(database_url: str) -> None:
+    """Fill what the system derives from rows the seed copied in: search words, listing counts."""
+    import asyncio
+
+    from eprescribe.catalogue import service as catalogue
+    from kit.database import Database
+    from kit.settings import Settings
+    from pharmacy_gateway.prices import service as prices
+
+    async def refresh() -> None:
+        database = Database(Settings.model_validate({"DATABASE_URL": database_url, "environment": "test"}))
+        try:
+            async with database.sessionmaker() as session, session.begin():
+                await catalogue.index_words(session)
+                await prices.recount(session)
+        finally:
+            await database.dispose()
+
+    asyncio.run(refresh())
+
+
 def hash_secret(secret: str) -> str:
     """An argon2id hash with the project's default parameters, as the registry stores it."""
     import asyncio

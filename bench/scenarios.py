@@ -23,7 +23,12 @@ QUERIES = [
     "efferalgan", "bo phe", "siro", "ibuprofen", "cetirizin", "amlodipin", "losartan", "berberin", "omega 3",
     "canxi", "men vi sinh", "augmentin",
 ]  # fmt: skip
-TYPOS = ["paracetmol", "amoxcilin", "omeprazl", "metfromin", "cetirizine", "ibuprofne", "panadl", "losatan"]
+# One or two wrong letters (missing, extra, changed, swapped), in one word or in one word of several.
+TYPOS = [
+    "paracetmol", "amoxcilin", "omeprazl", "metfromin", "cetirizine", "ibuprofne", "panadl", "losatan",
+    "panadl extra", "amoxicilin 500", "thuoc hp", "vitamim c", "bo phr", "men vi snh", "efferalgn 500",
+    "siro ho prospn",
+]  # fmt: skip
 PROVINCES = ["01", "79", "48", "31", "92", "38", "40"]
 
 # Scenario name -> (what it measures, the limit app runs it too).
@@ -37,8 +42,8 @@ SCENARIOS: dict[str, tuple[str, bool]] = {
     "dispense": ("POST …/dispenses, 1 unit, each request on its own prescription", True),
     "dispense-hot": ("the same, every request on one prescription line (its row lock)", True),
     "search": ("GET /portal/api/v1/prices?q=…, ±province/kind, 3 sorts, pages", False),
-    "search-typo": ("the same with a typo in q (pg_trgm)", False),
-    "search-browse": ("no q: province/category filters, sorted, exact total", False),
+    "search-typo": ("the same with a typo in one word of q (one or several words)", False),
+    "search-browse": ("no q: province/kind/category filters, sorted, pages, exact total", False),
     "product": ("GET /portal/api/v1/drugs/{no}: statistics and alternatives", False),
     "mixed": ("national day: submit 12%, lookups 33%, dispense 15%, portal 40%", False),
 }
@@ -265,6 +270,10 @@ class Builder:
                 params["province"] = self.rng.choice(PROVINCES)
             if self.rng.random() < 0.3:
                 params["category"] = "supplement"
+            if self.rng.random() < 0.2:
+                params["kind"] = self.rng.choice(["pharmacy", "drugstore", "cabinet"])
+            if self.rng.random() < 0.2:
+                params["offset"] = self.rng.choice([20, 100, 1000])
             out.append(self._get(project.PRICES_PATH, params))
         return out
 

@@ -219,7 +219,12 @@ def read_catalogue() -> list[dict[str, Any]]:
 
 
 async def seed(
-    conn: asyncpg.Connection, plan: SeedPlan, registry_path: Path, console: Console, now: datetime
+    conn: asyncpg.Connection,
+    plan: SeedPlan,
+    registry_path: Path,
+    console: Console,
+    now: datetime,
+    database_url: str,
 ) -> Registry:
     """Fill an empty, migrated database; returns what the load needs and saves it."""
     rng = random.Random(plan.seed)
@@ -547,6 +552,10 @@ async def seed(
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
             )
+        # Tables the system derives from the rows copied above: search words, listing counts.
+        task = progress.add_task("derived tables", total=1)
+        await asyncio.to_thread(project.refresh_derived, database_url)
+        progress.advance(task)
         task = progress.add_task("vacuum analyze", total=1)
         await conn.execute("VACUUM ANALYZE")
         await conn.execute("CHECKPOINT")
@@ -741,6 +750,6 @@ async def ensure(
     await asyncio.to_thread(project.migrate, url_of(DATABASE))
     conn = await asyncpg.connect(url_of(DATABASE))
     try:
-        return await seed(conn, plan, registry_path, console, now)
+        return await seed(conn, plan, registry_path, console, now, url_of(DATABASE))
     finally:
         await conn.close()

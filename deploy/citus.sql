@@ -15,10 +15,11 @@
 --   * idempotency_record by scope (one client's door), its own group: (scope, key) is unique
 --     within a shard. A keyed submission or dispense thus writes two or three shards (its code's,
 --     its digest's, its scope's): Citus commits them together with two-phase commit.
---   * the registry, the catalogue, throttle counters and web sessions are reference tables,
---     copied to every node: small, read on every request, written rarely.
---   * price_listing and price_history stay on the coordinator (Citus local tables joined with the
---     reference tables); the portal reads them from the coordinator's replicas.
+--   * the registry, the catalogue (its search words too), throttle counters and web sessions
+--     are reference tables, copied to every node: small, read on every request, written rarely.
+--   * price_listing, price_history and their counts (price_count, price_drug_count) stay on the
+--     coordinator (Citus local tables joined with the reference tables); the portal reads them
+--     from the coordinator's replicas.
 -- Citus needs the distribution column in every primary key, unique constraint and foreign key
 -- between distributed tables; the statements below widen them by that column. None of the
 -- widened keys loses a guarantee the design relies on: a code is still unique (it is the
@@ -83,12 +84,16 @@ SELECT create_reference_table('prescriber');
 SELECT create_reference_table('prescriber_facility');
 SELECT create_reference_table('pharmacy');
 SELECT create_reference_table('drug');
+SELECT create_reference_table('drug_word');
+SELECT create_reference_table('drug_word_key');
 SELECT create_reference_table('throttle_counter');
 SELECT create_reference_table('web_session');
 
 -- The listed prices stay on the coordinator, joined with the reference tables.
 SELECT citus_add_local_table_to_metadata('price_listing');
 SELECT citus_add_local_table_to_metadata('price_history');
+SELECT citus_add_local_table_to_metadata('price_count');
+SELECT citus_add_local_table_to_metadata('price_drug_count');
 
 -- The prescription data: one co-location group by code.
 SELECT create_distributed_table('prescription', 'code', colocate_with => 'none');

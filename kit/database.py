@@ -12,10 +12,12 @@ from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Integer,
     MetaData,
     Table,
+    any_,
     bindparam,
     event,
     func,
@@ -305,7 +307,25 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     database: Database = request.app.state.runtime.read_database
     async with database.sessionmaker() as session, session.begin():
+        if database.dialect == "postgresql":
+            # No BEGIN and COMMIT around the reads: under READ COMMITTED each statement takes
+            # its own snapshot inside a transaction too, so they bought nothing but two round trips.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+
+def one_of(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column` is one of the values of the list parameter `name`.
+
+    One array parameter on PostgreSQL (`= ANY($1)`), so the statement's text is the same for
+    every list and its compiled and prepared forms are reused; an expanding IN on SQLite.
+    """
+    found: ColumnElement[bool] = (
+        column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        if dialect == "postgresql"
+        else column.in_(bindparam(name, expanding=True))
+    )
+    return found

@@ -33,6 +33,8 @@ router = APIRouter(include_in_schema=False)
 router.include_router(web.static_router)
 
 PAGE_SIZE = 20
+# Matched products shown as cards above the prices, best first (the rest are counted).
+PRODUCT_CARDS = 6
 PRODUCTS_PAGE_SIZE = 48
 OUTLETS_PAGE_SIZE = 25
 POPULAR = ["paracetamol", "thuốc ho", "amoxicillin", "vitamin C", "omeprazol", "bổ phế"]
@@ -119,6 +121,7 @@ async def search_page(
         _pick(sort, SORTS) or "price",
         PAGE_SIZE,
         (number - 1) * PAGE_SIZE,
+        products=PRODUCT_CARDS,
     )
     form = {
         "q": q,
@@ -129,7 +132,7 @@ async def search_page(
     }
     results = await service.search_prices(session, query)
     stats: dict[int, tuple[int, int]] = {}
-    products = results.products[:6]
+    products = results.products
     if products:
         stats = await service.lowest_prices(session, products, province=query.province)
     api_params = {k: v for k, v in form.items() if v}
@@ -138,7 +141,7 @@ async def search_page(
         "results": results,
         "products": products,
         "product_stats": stats,
-        "more_products": max(0, len(results.products) - len(products)),
+        "more_products": max(0, results.matched - len(products)),
         "page": number,
         "pages": max(1, math.ceil(min(results.total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE)),
         "products_url": "/products?"
@@ -167,16 +170,18 @@ async def products_page(
         await service.resolve_products(session, q, chosen_category) if q else service.Resolution([], False)
     )
     number = _page_number(page)
-    pages = max(1, math.ceil(len(found.drugs) / PRODUCTS_PAGE_SIZE))
+    pages = max(1, math.ceil(len(found.ids) / PRODUCTS_PAGE_SIZE))
     number = min(number, pages)
-    shown = found.drugs[(number - 1) * PRODUCTS_PAGE_SIZE : number * PRODUCTS_PAGE_SIZE]
+    shown = await service.products_in_order(
+        session, found.ids[(number - 1) * PRODUCTS_PAGE_SIZE : number * PRODUCTS_PAGE_SIZE]
+    )
     stats = await service.lowest_prices(session, shown, province=chosen_province) if shown else {}
     form = {"q": q, "province": chosen_province, "category": chosen_category, "kind": None, "sort": "price"}
     context = _common(registry.provinces(), lang) | {
         "form": form,
         "products": shown,
         "product_stats": stats,
-        "total": len(found.drugs),
+        "total": len(found.ids),
         "fuzzy": found.fuzzy,
         "page": number,
         "pages": pages,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import math
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +17,6 @@ from eprescribe.catalogue.schemas import Product
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
 from kit.database import Database
-from kit.text import fold
 from kit.time import utcnow, vn_time
 from pharmacy_gateway.dispensing import service as dispensing
 from pharmacy_gateway.prices import service as prices
@@ -29,92 +25,38 @@ from price_portal.exceptions import OutletNotFound, ProductNotFound
 
 # Search: how many catalogue products one `q` may stand for.
 MAX_MATCHED_PRODUCTS = 500
-MAX_FUZZY_PRODUCTS = 50
-MAX_TERMS = 8
-# Python fallback of typo tolerance (SQLite, or PostgreSQL without pg_trgm).
-FUZZY_RATIO = 0.75
-MIN_FUZZY_TERM = 4
 # A paid-price median is shown only over enough sales that no single purchase shows through.
 MIN_PAID_SALES = 3
 PAID_PRICE_WINDOW = timedelta(days=30)
 HISTORY_DAYS = 180
 CSV_CHUNK = 2000
-# Beyond these, the filter names the rows through a subquery instead of a list.
-MAX_HIDDEN_LISTED = 1000
-MAX_CATEGORY_LISTED = 64
-
-_SPLIT = re.compile(r"[\s,;:+/()\[\]\"']+")
-
 
 # ---- search ------------------------------------------------------------------------------
 
 
 def search_terms(q: str | None) -> list[str]:
-    """Fold `q` (no diacritics, lower case) and split it into at most MAX_TERMS words."""
-    if not q:
-        return []
-    return [t for t in _SPLIT.split(fold(q)) if t.strip("-.")][:MAX_TERMS]
+    """The folded words of `q` a search looks for (no diacritics, lower case), at most eight."""
+    return catalogue.search_terms(q)
 
 
 @dataclass
 class Resolution:
-    """The catalogue products a query stands for."""
+    """The catalogue products a query stands for, best first."""
 
-    drugs: list[Product]
+    ids: list[int]
     fuzzy: bool
 
 
-def _word_score(term: str, words: Sequence[str]) -> float:
-    best = 0.0
-    for word in words:
-        if word.startswith(term) or (any(c.isdigit() for c in term) and term in word):
-            return 1.0
-        if len(term) >= MIN_FUZZY_TERM:
-            best = max(
-                best,
-                SequenceMatcher(None, term, word).ratio(),
-                # A typo in a word typed only in part: compare with that much of the word.
-                SequenceMatcher(None, term, word[: len(term)]).ratio(),
-            )
-    return best
-
-
-def rank_similar(terms: Sequence[str], texts: Sequence[tuple[int, str]], limit: int) -> list[int]:
-    """Ids of products with a word close to every term, best first (difflib over folded text)."""
-    scored: list[tuple[float, int]] = []
-    for drug_id, text in texts:
-        words = _SPLIT.split(text)
-        total = 0.0
-        for term in terms:
-            score = _word_score(term, words)
-            if score < FUZZY_RATIO:
-                break
-            total += score
-        else:
-            scored.append((-total, drug_id))
-    scored.sort()
-    return [drug_id for _, drug_id in scored[:limit]]
-
-
 async def resolve_products(session: AsyncSession, q: str, category: str | None) -> Resolution:
-    """Find the products `q` names: brand, ingredient or registration number; typos tolerated."""
-    terms = search_terms(q)
-    if not terms:
-        return Resolution([], False)
-    exact = await catalogue.products_matching_words(
-        session, terms, category=category, limit=MAX_MATCHED_PRODUCTS
-    )
-    if exact:
-        return Resolution(exact, False)
-    similar = await catalogue.products_similar_words(
-        session, terms, category=category, limit=MAX_FUZZY_PRODUCTS
-    )
-    if similar is None:
-        texts = await catalogue.search_texts(session, category=category)
-        ids = await asyncio.to_thread(rank_similar, terms, texts, MAX_FUZZY_PRODUCTS)
-        found = await catalogue.products_by_ids(session, ids)
-        similar = [found[i] for i in ids if i in found]
-    return Resolution(similar, True)
+    """Find the products `q` names (brand, ingredient, registration number...), typos forgiven."""
+    found = await catalogue.find_products(session, q, category=category, limit=MAX_MATCHED_PRODUCTS)
+    return Resolution(found.ids, found.fuzzy)
+
+
+async def products_in_order(session: AsyncSession, ids: Sequence[int]) -> list[Product]:
+    """These products, in this order (a page of what a query names)."""
+    found = await catalogue.products_by_ids(session, ids) if ids else {}
+    return [found[i] for i in ids if i in found]
 
 
 @dataclass(frozen=True)
@@ -126,6 +68,8 @@ class PriceQuery:
     sort: str = "price"
     limit: int = 20
     offset: int = 0
+    # How many of the matched products, best first, to return as products (the page's cards).
+    products: int = 0
 
 
 @dataclass
@@ -139,7 +83,9 @@ class PriceRow:
 class PriceResults:
     total: int
     rows: list[PriceRow]
+    # The best-ranked matched products (as many as the query asked for), and how many matched.
     products: list[Product] = field(default_factory=list)
+    matched: int = 0
     fuzzy: bool = False
 
 
@@ -147,53 +93,33 @@ async def _filter_for(
     session: AsyncSession, query: PriceQuery
 ) -> tuple[ListingFilter | None, Resolution | None]:
     """The listing filter of a query; None when `q` names no product at all."""
-    resolution = None
-    common = {"province": query.province, "kind": query.kind}
     if query.q and search_terms(query.q):
         resolution = await resolve_products(session, query.q, query.category)
-        if not resolution.drugs:
+        if not resolution.ids:
             return None, resolution
-        ids = [d.id for d in resolution.drugs if d.id is not None]
-        return await prices.public_filter(session, drug_ids=ids, **common), resolution
-    if query.category:
-        # A small category is a short list of products: the per-product plans then apply.
-        ids = await catalogue.ids_in_category(session, query.category, limit=MAX_CATEGORY_LISTED + 1)
-        if len(ids) <= MAX_CATEGORY_LISTED:
-            return await prices.public_filter(session, drug_ids=ids, **common), None
-        return await prices.public_filter(
-            session, drug_ids_query=catalogue.ids_in_category_query(query.category), **common
-        ), None
-    return await prices.public_filter(session, **common), None
-
-
-async def _rows(
-    session: AsyncSession, listings: Sequence[Listing], known: Sequence[Product] = ()
-) -> list[PriceRow]:
-    drugs = {d.id: d for d in known if d.id is not None}
-    missing = sorted({x.drug_id for x in listings} - drugs.keys())
-    drugs.update(await catalogue.products_by_ids(session, missing))
-    outlets = await registry.pharmacies_by_ids(session, sorted({x.pharmacy_id for x in listings}))
-    return [
-        PriceRow(x, drugs[x.drug_id], outlets[x.pharmacy_id])
-        for x in listings
-        if x.drug_id in drugs and x.pharmacy_id in outlets
-    ]
+        where = prices.public_filter(drug_ids=resolution.ids, province=query.province, kind=query.kind)
+        return where, resolution
+    size = await catalogue.category_size(session, query.category) if query.category else None
+    where = prices.public_filter(
+        category=query.category, category_size=size, province=query.province, kind=query.kind
+    )
+    return where, None
 
 
 async def search_prices(session: AsyncSession, query: PriceQuery) -> PriceResults:
-    """Listed prices matching the query, one page in the requested order, and the total."""
+    """Listed prices matching the query, one page in the requested order, and the exact total."""
     where, resolution = await _filter_for(session, query)
-    products = resolution.drugs if resolution else []
+    ranked = resolution.ids if resolution else []
     fuzzy = resolution.fuzzy if resolution else False
+    shown = ranked[: query.products]
     if where is None:
-        return PriceResults(0, [], products, fuzzy)
-    total = await prices.count(session, where)
-    listings = (
-        await prices.page(session, where, query.sort, query.limit, query.offset)
-        if total > query.offset
-        else []
+        return PriceResults(0, [], [], 0, fuzzy)
+    total, found = await prices.page_with_products_and_outlets(
+        session, where, query.sort, query.limit, query.offset
     )
-    return PriceResults(total, await _rows(session, listings, products), products, fuzzy)
+    rows = [PriceRow(listing, drug, outlet) for listing, drug, outlet in found]
+    cards = await catalogue.products_by_ids(session, shown) if shown else {}
+    return PriceResults(total, rows, [cards[i] for i in shown if i in cards], len(ranked), fuzzy)
 
 
 # ---- open data: CSV ----------------------------------------------------------------------
@@ -333,36 +259,37 @@ async def get_product(session: AsyncSession, registration_no: str) -> Product:
     return drug
 
 
-async def _product_filter(
-    session: AsyncSession, drug: Product, province: str | None = None, kind: str | None = None
-) -> ListingFilter:
-    assert drug.id is not None
-    return await prices.public_filter(session, drug_ids=[drug.id], province=province, kind=kind)
+def _product_filter(drug: Product, province: str | None = None, kind: str | None = None) -> ListingFilter:
+    return prices.public_filter(drug_ids=[drug.id], province=province, kind=kind)
 
 
 async def price_stats(session: AsyncSession, drug: Product, province: str | None = None) -> PriceStats:
     """Lowest, median and highest listed price across the outlets."""
-    return await prices.stats(session, await _product_filter(session, drug, province))
+    return await prices.stats(session, _product_filter(drug, province))
 
 
 async def cheaper_alternatives(
-    session: AsyncSession, drug: Product, stats: PriceStats, province: str | None = None
+    session: AsyncSession,
+    drug: Product,
+    stats: PriceStats,
+    province: str | None = None,
+    *,
+    substitutes: Sequence[Product] | None = None,
 ) -> list[Alternative]:
     """Other products with the same ingredient, strength and form that cost less.
 
     Prices compared: each product's lowest listed price, or its declared price when no outlet
-    lists it.
+    lists it. `substitutes`, when the caller has them, saves reading them again.
     """
-    same = [d for d in await catalogue.substitutes_for(session, drug) if d.id != drug.id]
+    if substitutes is None:
+        substitutes = await catalogue.substitutes_for(session, drug)
+    same = [d for d in substitutes if d.id != drug.id]
     reference = stats.min if stats.min is not None else drug.declared_price
     if not same or reference is None:
         return []
-    listed = await prices.lowest_prices(
-        session, [d.id for d in same], await prices.public_filter(session, province=province)
-    )
+    listed = await lowest_prices(session, same, province=province)
     alternatives = []
     for d in same:
-        assert d.id is not None
         low, outlets = listed.get(d.id, (None, 0))
         alternative = Alternative(d, low, outlets)
         price = alternative.reference_price
@@ -376,17 +303,19 @@ async def lowest_prices(
     session: AsyncSession, drugs: Sequence[Product], *, province: str | None = None
 ) -> dict[int, tuple[int, int]]:
     """drug id -> (lowest listed price, outlets listing it), for product cards."""
-    return await prices.lowest_prices(
-        session, [d.id for d in drugs], await prices.public_filter(session, province=province)
-    )
+    return await prices.lowest_prices(session, [d.id for d in drugs], prices.public_filter(province=province))
 
 
 async def product_view(
     session: AsyncSession, registration_no: str, *, province: str | None = None
 ) -> ProductView:
-    drug = await get_product(session, registration_no)
+    found = await catalogue.product_with_substitutes(session, registration_no)
+    if found is None:
+        raise ProductNotFound(registration_no)
+    drug, substitutes = found
     stats = await price_stats(session, drug, province)
-    return ProductView(drug, stats, await cheaper_alternatives(session, drug, stats, province))
+    alternatives = await cheaper_alternatives(session, drug, stats, province, substitutes=substitutes)
+    return ProductView(drug, stats, alternatives)
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -437,12 +366,12 @@ async def outlets_for_product(
 ) -> OutletPrices:
     """The outlets listing a product, cheapest first or nearest first when `near` is given."""
     now = now or utcnow()
-    where = await _product_filter(session, drug, province, kind)
-    total = await prices.count(session, where)
+    where = _product_filter(drug, province, kind)
     if near is not None:
+        total = await prices.count(session, where)
         listings = await prices.page_by_distance(session, where, near, limit, offset)
     else:
-        listings = await prices.page(session, where, "price", limit, offset)
+        total, listings = await prices.page_with_total(session, where, "price", limit, offset)
     outlets = await registry.pharmacies_by_ids(session, [x.pharmacy_id for x in listings])
     paid = await paid_prices(session, drug, now) if listings else {}
     items = []
@@ -490,11 +419,9 @@ class OutletView:
 async def outlet_view(
     session: AsyncSession, outlet_id: int, *, sort: str = "price", limit: int = 50, offset: int = 0
 ) -> OutletView:
-    found = await registry.pharmacies_by_ids(session, [outlet_id])
-    outlet = found.get(outlet_id)
+    outlet = (await registry.pharmacies_by_ids(session, [outlet_id])).get(outlet_id)
     if outlet is None or outlet.status != "active":
         raise OutletNotFound(outlet_id)
     where = ListingFilter(pharmacy_id=outlet_id)
-    total = await prices.count(session, where)
-    listings = await prices.page(session, where, sort, limit, offset) if total > offset else []
-    return OutletView(outlet, total, await _rows(session, listings))
+    total, found = await prices.page_with_products_and_outlets(session, where, sort, limit, offset)
+    return OutletView(outlet, total, [PriceRow(listing, drug, lister) for listing, drug, lister in found])

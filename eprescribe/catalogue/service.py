@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eprescribe.catalogue import repository
+from eprescribe.catalogue import repository, vocabulary
 from eprescribe.catalogue.models import Drug
 from eprescribe.catalogue.schemas import DrugCreate, Product, ProductKey
 from kit.cache import TtlCache, database_of
@@ -101,6 +101,8 @@ async def add_drug(session: AsyncSession, data: DrugCreate) -> Product:
     drug = _drug_from(data)
     session.add(drug)
     await session.flush()
+    assert drug.id is not None
+    await index_words(session, [drug.id])
     _forget_products()
     return product(drug)
 
@@ -137,6 +139,7 @@ async def import_drugs(
 ) -> ImportReport:
     """Add or update catalogue rows; a bad row is reported by line number and skipped."""
     report = ImportReport()
+    changed: list[Drug] = []
     for line_no, row in rows:
         try:
             data = _parse_row(row)
@@ -147,15 +150,18 @@ async def import_drugs(
             fresh = _drug_from(data)
             if existing is None:
                 session.add(fresh)
+                changed.append(fresh)
                 report.added += 1
             else:
                 for name in (*CSV_FIELDS, *DERIVED_FIELDS):
                     setattr(existing, name, getattr(fresh, name))
                 existing.updated_at = fresh.updated_at
+                changed.append(existing)
                 report.updated += 1
         if on_row:
             on_row()
     await session.flush()
+    await index_words(session, sorted({d.id for d in changed if d.id is not None}))
     _forget_products()
     return report
 
@@ -178,8 +184,35 @@ async def products_by_registration(session: AsyncSession, numbers: Sequence[str]
     return found
 
 
+def products_query() -> Select[*tuple[Any, ...]]:
+    """Every product's columns, id first, to join into another context's query (one object)."""
+    return repository.PRODUCTS
+
+
+def product_from_row(row: Sequence[Any]) -> Product:
+    """The product of a row of `products_query()`."""
+    (id_, number, name, ingredient, strength, form, unit, category, price, packaging, maker, country) = row[
+        :12
+    ]
+    return Product(
+        id=id_,
+        registration_no=number,
+        name=name,
+        active_ingredient=ingredient,
+        strength=strength,
+        dosage_form=form,
+        unit=unit,
+        category=category,
+        declared_price=price,
+        packaging=packaging,
+        manufacturer=maker,
+        country=country,
+        key=(row[12], row[13], row[14]),
+    )
+
+
 async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Product]:
-    return {d.id: product(d) for d in await repository.drugs_by_ids(session, ids) if d.id is not None}
+    return {row[0]: product_from_row(row) for row in await repository.product_rows(session, ids)}
 
 
 async def for_prescribed_lines(
@@ -201,6 +234,7 @@ _BY_KEY: TtlCache[tuple[URL, ProductKey], list[Product]] = TtlCache(ttl_seconds=
 def _forget_products() -> None:
     _BY_NUMBER.clear()
     _BY_KEY.clear()
+    _FOUND.clear()
 
 
 async def _products(
@@ -244,6 +278,16 @@ async def substitutes_by_keys(
     return (await _products(session, [], sorted(set(keys))))[1]
 
 
+async def product_with_substitutes(
+    session: AsyncSession, registration_no: str
+) -> tuple[Product, list[Product]] | None:
+    """A product and every product with its ingredient, strength and form (itself included), in one query."""
+    wanted = registration_no.strip()
+    drugs = [product_from_row(row) for row in await repository.product_and_substitute_rows(session, wanted)]
+    item = next((d for d in drugs if d.registration_no == wanted), None)
+    return (item, drugs) if item is not None else None
+
+
 async def substitutes_for(session: AsyncSession, item: Product) -> list[Product]:
     """Every product with the same ingredient, strength and form as `item` (itself included)."""
     return (await substitutes_by_keys(session, [item.key]))[item.key]
@@ -260,32 +304,94 @@ async def search(
     return total, [product(d) for d in drugs]
 
 
-async def products_matching_words(
-    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
-) -> list[Product]:
-    """Products with a word starting with every folded term (terms with digits match anywhere)."""
-    return [product(d) for d in await repository.drugs_matching_words(session, terms, category, limit)]
+search_terms = vocabulary.query_terms
+# Typos are forgiven in every field but the registration number.
+TYPO_FIELDS = sorted(vocabulary.TYPO_FIELDS)
 
 
-async def products_similar_words(
-    session: AsyncSession, terms: Sequence[str], *, category: str | None, limit: int
-) -> list[Product] | None:
-    """Typo-tolerant match through pg_trgm; None when this database has no trigram support."""
-    if not await repository.trigram_search_available(session):
-        return None
-    return [product(d) for d in await repository.drugs_similar_words(session, terms, category, limit)]
+@dataclass(frozen=True)
+class Found:
+    """Products a query names, best first (ids), and whether they were read through typos."""
+
+    ids: list[int]
+    fuzzy: bool
 
 
-async def search_texts(session: AsyncSession, *, category: str | None) -> list[tuple[int, str]]:
-    """(id, folded text) of every product, for matching in Python where SQL cannot."""
-    return await repository.drug_search_texts(session, category)
+# What a query names changes only with the catalogue, like the products above: kept a minute,
+# cleared by a change here; an empty answer is never kept.
+_FOUND: TtlCache[tuple[URL, tuple[str, ...], str | None, int], Found] = TtlCache(
+    ttl_seconds=60, max_entries=4096
+)
 
 
-def ids_in_category_query(category: str) -> Select[Any]:
-    """A subquery of the ids of one category's products, to compose into another context's query."""
+async def find_products(session: AsyncSession, q: str, *, category: str | None, limit: int) -> Found:
+    """The products `q` names by brand, ingredient, strength, form, maker or registration number.
+
+    Without diacritics or case; a term also matches the words it begins (from PREFIX_MIN
+    letters); when no product matches every term as typed, one wrong letter per word (two in
+    long words) is forgiven anywhere but in registration numbers (`vocabulary`). Ranked by
+    `vocabulary.rank`: names holding the words first.
+    """
+    terms = search_terms(q)
+    if not terms:
+        return Found([], False)
+    key = (database_of(session), tuple(terms), category, limit)
+    if (hit := _FOUND.get(key)) is not None:
+        return Found(list(hit.ids), hit.fuzzy)
+    found = await _find(session, terms, category, limit)
+    if found.ids:
+        _FOUND.put(key, found)
+    return found
+
+
+async def _find(session: AsyncSession, terms: Sequence[str], category: str | None, limit: int) -> Found:
+    keys = sorted(set().union(*(vocabulary.lookup_keys(t) for t in terms)))
+    candidates = await repository.words_under_keys(session, keys)
+    exact: list[str] = []
+    typos: list[str] = []
+    for word in candidates:
+        qualities = [hit for t in terms if (hit := vocabulary.match(t, word)) is not None]
+        if any(quality <= vocabulary.Quality.PREFIX for quality in qualities):
+            exact.append(word)
+        elif qualities:
+            typos.append(word)
+    found = await repository.postings_of(session, exact, typos, TYPO_FIELDS, category)
+    ranked = vocabulary.rank(terms, found, limit)
+    return Found(ranked.drug_ids, ranked.fuzzy)
+
+
+async def index_words(session: AsyncSession, drug_ids: Sequence[int] | None = None) -> None:
+    """Bring the search words of these products (of all when None) in line with the catalogue."""
+    parts: list[Sequence[int] | None] = (
+        [None]
+        if drug_ids is None
+        else [drug_ids[i : i + LOOKUP_CHUNK] for i in range(0, len(drug_ids), LOOKUP_CHUNK)]
+    )
+    for part in parts:
+        postings = [p for text in await repository.texts_of(session, part) for p in vocabulary.postings(text)]
+        await repository.replace_postings(session, part, postings)
+        words = sorted({p.word for p in postings})
+        new = sorted(set(words) - await repository.known_words(session, words))
+        await repository.add_word_keys(session, list(vocabulary.key_rows(new)))
+
+
+# How many products a category has only chooses a query plan, so a minute-old figure will do.
+_CATEGORY_SIZES: TtlCache[tuple[URL, str], int] = TtlCache(ttl_seconds=60, max_entries=64)
+
+
+async def category_size(session: AsyncSession, category: str) -> int:
+    """About how many products the category has (at most a minute old)."""
+    key = (database_of(session), category)
+    found = _CATEGORY_SIZES.get(key)
+    if found is None:
+        found = await repository.count_in_category(session, category)
+        _CATEGORY_SIZES.put(key, found)
+    return found
+
+
+def ids_in_category_query(category: str | ColumnElement[str]) -> Select[Any]:
+    """A subquery of the ids of one category's products, to compose into another context's query.
+
+    `category` may be a bound parameter, so the composed statement is built once for every category.
+    """
     return repository.drug_ids_in_category_query(category)
-
-
-async def ids_in_category(session: AsyncSession, category: str, *, limit: int) -> list[int]:
-    """Up to `limit` ids of one category's products."""
-    return await repository.drug_ids_in_category(session, category, limit)

@@ -590,7 +590,17 @@ async def get_pharmacy(session: AsyncSession, connection_code: str) -> PharmacyR
 
 
 async def pharmacies_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, PharmacyRecord]:
-    return {p.id: pharmacy_record(p) for p in await repository.pharmacies_by_ids(session, ids) if p.id}
+    return {row[0]: PharmacyRecord(*row) for row in await repository.pharmacy_records_by_ids(session, ids)}
+
+
+def pharmacy_records_query() -> Select[*tuple[Any, ...]]:
+    """Every outlet's record columns, id first, to join into another context's query (one object)."""
+    return repository.PHARMACY_RECORDS
+
+
+def pharmacy_from_row(row: Sequence[Any]) -> PharmacyRecord:
+    """The record of a row of `pharmacy_records_query()`."""
+    return PharmacyRecord(*row)
 
 
 async def pharmacies_by_codes(session: AsyncSession, codes: Sequence[str]) -> dict[str, PharmacyRecord]:

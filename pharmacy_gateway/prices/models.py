@@ -36,10 +36,40 @@ class PriceListing(SQLModel, table=True):
             "pharmacy_id",
             "outlet_kind",
         ),
-        # Browsing without `q`: the first page of a sort is read straight off an index.
-        Index("ix_price_listing_price", "price", "id"),
-        Index("ix_price_listing_province_price", "province_code", "price", "id"),
-        Index("ix_price_listing_updated_at", "updated_at", "id"),
+        # Freshest first among the listings of given products (a search sorted by `updated`).
+        Index(
+            "ix_price_listing_drug_updated_at",
+            "drug_id",
+            "updated_at",
+            "id",
+            "pharmacy_id",
+            "outlet_kind",
+            "province_code",
+        ),
+        # Browsing without `q`: a page of a sort is read off an index, and the columns the filters
+        # test (outlet, kind, province, product) follow the sort key, so the rows a page skips
+        # are skipped inside the index (index-only), however deep the page.
+        Index(
+            "ix_price_listing_price", "price", "id", "pharmacy_id", "outlet_kind", "province_code", "drug_id"
+        ),
+        Index(
+            "ix_price_listing_province_price",
+            "province_code",
+            "price",
+            "id",
+            "pharmacy_id",
+            "outlet_kind",
+            "drug_id",
+        ),
+        Index(
+            "ix_price_listing_updated_at",
+            "updated_at",
+            "id",
+            "pharmacy_id",
+            "outlet_kind",
+            "province_code",
+            "drug_id",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
@@ -70,3 +100,34 @@ class PriceChange(SQLModel, table=True):
     price: int = Field(sa_column=Column(BigInteger, nullable=False))
     unit: str = Field(sa_column=Column(String(32), nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PriceCount(SQLModel, table=True):
+    """How many listings each province has of each kind of outlet, hidden outlets included.
+
+    Kept by every change to `price_listing`, in the same transaction (publication, bulk loads),
+    so a total is exact the moment the change is answered without counting a million rows;
+    the listings of hidden (suspended, revoked) outlets are counted and taken off per query.
+    """
+
+    __tablename__ = "price_count"
+    __table_args__ = (CheckConstraint("listings >= 0", name="listings_not_negative"),)
+
+    province_code: str = Field(sa_column=Column(String(2), primary_key=True))
+    outlet_kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    listings: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PriceDrugCount(SQLModel, table=True):
+    """How many listings each product has per province and kind of outlet (like `PriceCount`).
+
+    Totals of searches and of categories add these up, the category read live from the catalogue.
+    """
+
+    __tablename__ = "price_drug_count"
+    __table_args__ = (CheckConstraint("listings >= 0", name="listings_not_negative"),)
+
+    drug_id: int = Field(sa_column=Column(Integer, ForeignKey("drug.id"), primary_key=True))
+    province_code: str = Field(sa_column=Column(String(2), primary_key=True))
+    outlet_kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    listings: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,13 @@ from kit.text import fold, parse_whole_number
 from kit.time import utcnow
 from pharmacy_gateway.prices import repository
 from pharmacy_gateway.prices.exceptions import PriceListRejected
-from pharmacy_gateway.prices.schemas import MAX_ITEMS_PER_REQUEST, PriceItemIn, PublishReport
+from pharmacy_gateway.prices.schemas import (
+    MAX_ITEMS_PER_REQUEST,
+    CountKey,
+    Listing,
+    PriceItemIn,
+    PublishReport,
+)
 
 Loc = list[str | int]
 PRICE_CSV_COLUMNS = ("registration_no", "price", "unit")
@@ -240,7 +246,44 @@ async def _apply(
         )
     await repository.upsert_listings(session, listings)
     await repository.append_history(session, history)
+    replaced = {(pharmacy.id, drug_id): x for drug_id, x in existing.items()}
+    await repository.add_to_counts(session, count_changes(listings, replaced))
     return created, changed
+
+
+def count_changes(
+    rows: Sequence[Mapping[str, Any]], before: Mapping[tuple[int, int], Listing]
+) -> dict[CountKey, int]:
+    """What writing these listing rows changes in the counts: (product, province, kind) -> change.
+
+    `before` holds the listings the rows replace, by (outlet, product): a new listing adds one;
+    one whose outlet now stands in another province or kind moves from one count to the other.
+    """
+    changes: dict[CountKey, int] = {}
+    for row in rows:
+        after: CountKey = (row["drug_id"], row["province_code"], row["outlet_kind"])
+        old = before.get((row["pharmacy_id"], row["drug_id"]))
+        if old is not None:
+            replaced: CountKey = (old.drug_id, old.province_code, old.outlet_kind)
+            if replaced == after:
+                continue
+            changes[replaced] = changes.get(replaced, 0) - 1
+        changes[after] = changes.get(after, 0) + 1
+    return changes
+
+
+async def current_listings(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[int, int], Listing]:
+    """The listings these rows would replace, by (outlet, product)."""
+    wanted: dict[int, list[int]] = {}
+    for row in rows:
+        wanted.setdefault(row["pharmacy_id"], []).append(row["drug_id"])
+    found: dict[tuple[int, int], Listing] = {}
+    for pharmacy_id, drug_ids in wanted.items():
+        for drug_id, listing in (await repository.listings_of(session, pharmacy_id, drug_ids)).items():
+            found[(pharmacy_id, drug_id)] = listing
+    return found
 
 
 async def publish(

@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, case, func, literal, or_, select, text, true, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kit.database import upsert
-from pharmacy_gateway.prices.models import PriceChange, PriceListing
-from pharmacy_gateway.prices.schemas import Listing, ListingFilter
+from kit.database import one_of, upsert
+from pharmacy_gateway.prices.models import PriceChange, PriceCount, PriceDrugCount, PriceListing
+from pharmacy_gateway.prices.schemas import CountKey, Listing, ListingFilter
 
 LISTING = PriceListing.__table__  # type: ignore[attr-defined]
 HISTORY = PriceChange.__table__  # type: ignore[attr-defined]
+COUNT = PriceCount.__table__  # type: ignore[attr-defined]
+DRUG_COUNT = PriceDrugCount.__table__  # type: ignore[attr-defined]
 L = LISTING.c
 H = HISTORY.c
+C = COUNT.c
+DC = DRUG_COUNT.c
 
 
 COLUMNS = (
@@ -40,30 +63,89 @@ def _listings(rows: Any) -> list[Listing]:
     return [Listing(*row) for row in rows]
 
 
-def apply(where: ListingFilter, stmt: Select[Any]) -> Select[Any]:
-    """Restrict a statement over price_listing to what the filter sees."""
-    if where.drug_ids is not None:
-        stmt = stmt.where(L.drug_id.in_(list(where.drug_ids)))
-    if where.drug_ids_query is not None:
-        stmt = stmt.where(L.drug_id.in_(where.drug_ids_query))
+# ---- filters ---------------------------------------------------------------------------------
+# Statements are built once per shape of filter (which conditions it has, not their values) and
+# take the values as parameters, so a search pays neither for building nor for compiling SQL.
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which conditions a filter has; `categories` and `hidden` are the subqueries it lends."""
+
+    dialect: str
+    # None, "one" (one product: the planner then knows the (drug_id, price) index gives the
+    # order) or "many".
+    drugs: str | None = None
+    categories: Select[Any] | None = None
+    province: bool = False
+    kind: bool = False
+    pharmacy: bool = False
+    hidden: Select[Any] | None = None
+
+
+def _shape(dialect: str, where: ListingFilter) -> _Shape:
+    return _Shape(
+        dialect,
+        drugs=None if where.drug_ids is None else "one" if len(where.drug_ids) == 1 else "many",
+        categories=where.categories if where.category else None,
+        province=bool(where.province),
+        kind=bool(where.kind),
+        pharmacy=where.pharmacy_id is not None,
+        hidden=where.hidden_outlets_query,
+    )
+
+
+def params(where: ListingFilter) -> dict[str, Any]:
+    """The values of a filter's conditions, by the names its statements give them."""
+    values: dict[str, Any] = {}
+    if where.drug_ids is not None and len(where.drug_ids) == 1:
+        values["drug_id"] = where.drug_ids[0]
+    elif where.drug_ids is not None:
+        values["drug_ids"] = list(where.drug_ids)
+    if where.category:
+        values["category"] = where.category
     if where.province:
-        stmt = stmt.where(L.province_code == where.province)
+        values["province"] = where.province
     if where.kind:
-        stmt = stmt.where(L.outlet_kind == where.kind)
+        values["kind"] = where.kind
     if where.pharmacy_id is not None:
-        stmt = stmt.where(L.pharmacy_id == where.pharmacy_id)
-    if where.hidden_outlets:
-        stmt = stmt.where(L.pharmacy_id.not_in(list(where.hidden_outlets)))
-    if where.hidden_outlets_query is not None:
-        stmt = stmt.where(L.pharmacy_id.not_in(where.hidden_outlets_query))
-    return stmt
+        values["pharmacy_id"] = where.pharmacy_id
+    return values
+
+
+def _conditions(shape: _Shape, columns: Any = L) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
+    if shape.drugs == "one":
+        found.append(columns.drug_id == bindparam("drug_id"))
+    elif shape.drugs == "many":
+        found.append(one_of(shape.dialect, columns.drug_id, "drug_ids"))
+    if shape.categories is not None:
+        found.append(columns.drug_id.in_(shape.categories))
+    if shape.province:
+        found.append(columns.province_code == bindparam("province"))
+    if shape.kind:
+        found.append(columns.outlet_kind == bindparam("kind"))
+    if shape.pharmacy:
+        found.append(columns.pharmacy_id == bindparam("pharmacy_id"))
+    if shape.hidden is not None:
+        found.append(columns.pharmacy_id.not_in(shape.hidden))
+    return found
+
+
+def apply(dialect: str, where: ListingFilter, stmt: Select[Any]) -> Select[Any]:
+    """Restrict a statement over price_listing to what the filter sees (values: `params(where)`)."""
+    return stmt.where(*_conditions(_shape(dialect, where)))
+
+
+def _dialect(session: AsyncSession | AsyncConnection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, AsyncSession) else session.dialect.name
 
 
 def _not_hidden(where: ListingFilter) -> Any:
     """The 'not a hidden outlet' condition alone (for the history table)."""
     if where.hidden_outlets_query is not None:
         return H.pharmacy_id.not_in(where.hidden_outlets_query)
-    return H.pharmacy_id.not_in(list(where.hidden_outlets)) if where.hidden_outlets else true()
+    return true()
 
 
 SORT_COLUMNS: dict[str, tuple[Any, ...]] = {
@@ -73,62 +155,230 @@ SORT_COLUMNS: dict[str, tuple[Any, ...]] = {
 }
 
 
-def listing_select(where: ListingFilter) -> Select[Any]:
-    return apply(where, select(*COLUMNS))
+# ---- totals ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _total(shape: _Shape) -> ColumnElement[int]:
+    """The number of listings a filter sees, as a scalar SQL expression.
+
+    Added up from the counts every change keeps (`price_count`, or `price_drug_count` when the
+    filter names products or a category), less the listings of hidden outlets, counted one by
+    one (a handful of outlets, reached through the (outlet, product) index). An outlet's own
+    list is counted.
+    """
+    if shape.pharmacy:
+        return select(func.count()).select_from(LISTING).where(*_conditions(shape)).scalar_subquery()
+    visible = replace(shape, hidden=None)
+    table = DRUG_COUNT if shape.drugs or shape.categories is not None else COUNT
+    # sum() of a bigint is numeric on PostgreSQL; the total is used as an integer (an offset).
+    counted = select(cast(func.coalesce(func.sum(table.c.listings), 0), BigInteger)).select_from(table)
+    total: ColumnElement[int] = counted.where(*_conditions(visible, table.c)).scalar_subquery()
+    if shape.hidden is not None:
+        hidden = (
+            select(func.count())
+            .select_from(LISTING)
+            .where(*_conditions(visible), L.pharmacy_id.in_(shape.hidden))
+            .scalar_subquery()
+        )
+        total = total - hidden
+    return total
+
+
+@functools.cache
+def _count_statement(shape: _Shape) -> Select[Any]:
+    return select(_total(shape))
 
 
 async def count_listings(session: AsyncSession, where: ListingFilter) -> int:
-    result = await session.execute(apply(where, select(func.count()).select_from(LISTING)))
-    return int(result.scalar_one())
+    stmt = _count_statement(_shape(_dialect(session), where))
+    return int((await session.execute(stmt, params(where))).scalar_one())
 
 
-# The per-product plan pays off for up to a few hundred products and the first pages.
-PER_PRODUCT_MAX_DEPTH = 1000
+async def add_to_counts(session: AsyncSession, changes: Mapping[CountKey, int]) -> None:
+    """Add (product, province, kind) -> change to the listing counts.
 
-
-def _per_product_top(where: ListingFilter, sort: str, depth: int) -> Select[Any]:
-    """The cheapest (or dearest) `depth` listings of each product, merged in one order (PostgreSQL).
-
-    One index range scan per product on (drug_id, price) through a LATERAL join over the
-    product ids, instead of sorting every listing of every product `q` matched: a search for
-    'paracetamol' (two dozen products, tens of thousands of listings) reads a few hundred
-    index entries. The ids travel as one array parameter, so the statement's shape, and its
-    compiled form in SQLAlchemy's cache, stay the same whatever `q` matched.
+    Rows are locked in one order (by product, then by area; sorted within each), so concurrent
+    publications queue on a shared row instead of deadlocking.
     """
-    assert where.drug_ids is not None
-    products = func.unnest(literal(list(where.drug_ids), ARRAY(Integer))).table_valued("id").render_derived()
+    by_drug = sorted((key, n) for key, n in changes.items() if n)
+    by_area: dict[tuple[str, str], int] = {}
+    for (_, province, kind), n in by_drug:
+        by_area[(province, kind)] = by_area.get((province, kind), 0) + n
+    drug_rows = [
+        {"drug_id": d, "province_code": p, "outlet_kind": k, "listings": n} for (d, p, k), n in by_drug
+    ]
+    area_rows = [
+        {"province_code": p, "outlet_kind": k, "listings": n} for (p, k), n in sorted(by_area.items()) if n
+    ]
+    for table, rows, keys in (
+        (DRUG_COUNT, drug_rows, [DC.drug_id, DC.province_code, DC.outlet_kind]),
+        (COUNT, area_rows, [C.province_code, C.outlet_kind]),
+    ):
+        for start in range(0, len(rows), 500):
+            stmt = upsert(session, table).values(rows[start : start + 500])
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={"listings": table.c.listings + stmt.excluded.listings}
+            )
+            await session.execute(stmt)
+
+
+async def recount(session: AsyncSession) -> None:
+    """Count every listing again (after rows were loaded behind the counts' back, e.g. by COPY)."""
+    await session.execute(delete(COUNT))
+    await session.execute(delete(DRUG_COUNT))
+    per_drug = select(L.drug_id, L.province_code, L.outlet_kind, func.count()).group_by(
+        L.drug_id, L.province_code, L.outlet_kind
+    )
+    await session.execute(
+        DRUG_COUNT.insert().from_select(["drug_id", "province_code", "outlet_kind", "listings"], per_drug)
+    )
+    per_area = select(DC.province_code, DC.outlet_kind, func.sum(DC.listings)).group_by(
+        DC.province_code, DC.outlet_kind
+    )
+    await session.execute(COUNT.insert().from_select(["province_code", "outlet_kind", "listings"], per_area))
+
+
+# ---- pages -----------------------------------------------------------------------------------
+
+# The per-product plan reads up to (products x depth) index entries, one index descent per
+# product: it pays off for a search's few dozen products or a small category (whose listings may
+# all sit at one end of the price index), while a filter that many listings pass reads a page
+# straight off a sorted index.
+PER_PRODUCT_MAX_PRODUCTS = 100
+PER_PRODUCT_MAX_ENTRIES = 50_000
+# The columns a sort reads, and whether it reads them backwards.
+SORT_KEYS: dict[str, tuple[str, bool]] = {
+    "price": ("price", False),
+    "-price": ("price", True),
+    "updated": ("updated_at", True),
+}
+
+
+def _ordered(columns: Sequence[Any], descending: bool) -> list[Any]:
+    return [c.desc() if descending else c.asc() for c in columns]
+
+
+def _per_product_ids(shape: _Shape, sort: str) -> Select[Any]:
+    """The ids of the first `depth` listings of each product in the sort's order, merged (PostgreSQL).
+
+    One index range scan per product, on (drug_id, price) or (drug_id, updated_at), through a
+    LATERAL join over the product ids (those `q` matched, or a category's), instead of sorting
+    every listing of every product `q` matched: a search for 'paracetamol' (two dozen products,
+    tens of thousands of listings) reads a few hundred index entries, inside the index alone. A
+    small category's products, dear ones say, are not scanned for along the whole price index.
+    """
+    key, descending = SORT_KEYS[sort]
+    products: Any
+    if shape.drugs == "many":
+        products = (
+            func.unnest(bindparam("drug_ids", type_=ARRAY(Integer))).table_valued("id").render_derived()
+        )
+        rest = replace(shape, drugs=None)
+    else:
+        assert shape.categories is not None
+        products = shape.categories.subquery("products")
+        rest = replace(shape, categories=None)
     per_product = (
-        apply(replace(where, drug_ids=None), select(*COLUMNS))
-        .where(L.drug_id == products.c.id)
-        .order_by(*SORT_COLUMNS[sort])
-        .limit(depth)
+        select(L.id, L[key])
+        .where(*_conditions(rest), L.drug_id == products.c.id)
+        .order_by(*_ordered((L[key], L.id), descending))
+        .limit(bindparam("depth"))
         .lateral("per_product")
     )
-    order = (per_product.c.price, per_product.c.id)
     return (
-        select(*(per_product.c[c.name] for c in COLUMNS))
+        select(per_product.c.id)
         .select_from(products)
         .join(per_product, true())
-        .order_by(*(order if sort == "price" else (o.desc() for o in order)))
+        .order_by(*_ordered((per_product.c[key], per_product.c.id), descending))
     )
+
+
+# Another context's rows to read with each listing: (its query, id first; the listing's column
+# that names the row), e.g. the catalogue's products by `drug_id`.
+Joined = tuple[tuple[Select[*tuple[Any, ...]], str], ...]
+
+
+@functools.cache
+def _page_statement(
+    shape: _Shape, sort: str, per_product: bool, with_total: bool, joined: Joined
+) -> Select[Any]:
+    """One page: its ids read from an index alone where one covers the filter, then their rows.
+
+    The total comes as the first column when asked for; the `joined` rows' columns follow the
+    listing's, each joined on its first column (their lookups by primary key ride along).
+    """
+    key, descending = SORT_KEYS[sort]
+    ids = (
+        _per_product_ids(shape, sort)
+        if per_product
+        else select(L.id).where(*_conditions(shape)).order_by(*_ordered((L[key], L.id), descending))
+    )
+    page = ids.limit(bindparam("limit")).offset(bindparam("offset")).subquery("page")
+    rows = LISTING.join(page, L.id == page.c.id)
+    columns: list[Any] = [_total(shape)] if with_total else []
+    columns += COLUMNS
+    for index, (query, listing_column) in enumerate(joined):
+        other = query.subquery(f"joined_{index}")
+        rows = rows.join(other, other.c[0] == L[listing_column])
+        columns += list(other.c)
+    return select(*columns).select_from(rows).order_by(*_ordered((L[key], L.id), descending))
+
+
+def _page(
+    session: AsyncSession,
+    where: ListingFilter,
+    sort: str,
+    limit: int,
+    offset: int,
+    *,
+    with_total: bool,
+    joined: Joined = (),
+) -> tuple[Select[Any], dict[str, Any]]:
+    shape = _shape(_dialect(session), where)
+    depth = offset + limit
+    if where.drug_ids is not None:
+        products = len(where.drug_ids) if len(where.drug_ids) > 1 else None
+    else:
+        products = where.category_size if shape.categories is not None else None
+    per_product = (
+        shape.dialect == "postgresql"
+        and products is not None
+        and products <= PER_PRODUCT_MAX_PRODUCTS
+        and products * depth <= PER_PRODUCT_MAX_ENTRIES
+    )
+    values = params(where) | {"limit": limit, "offset": offset, "depth": depth}
+    return _page_statement(shape, sort, per_product, with_total, joined), values
 
 
 async def page_listings(
     session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
 ) -> list[Listing]:
-    depth = offset + limit
-    if (
-        session.get_bind().dialect.name == "postgresql"
-        and where.drug_ids is not None
-        and len(where.drug_ids) > 1
-        and sort in ("price", "-price")
-        and depth <= PER_PRODUCT_MAX_DEPTH
-    ):
-        stmt = _per_product_top(where, sort, depth).limit(limit).offset(offset)
-    else:
-        stmt = listing_select(where).order_by(*SORT_COLUMNS[sort]).limit(limit).offset(offset)
-    result = await session.execute(stmt)
-    return _listings(result)
+    stmt, values = _page(session, where, sort, limit, offset, with_total=False)
+    return _listings(await session.execute(stmt, values))
+
+
+async def page_with_total(
+    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int, joined: Joined = ()
+) -> tuple[int, list[tuple[Listing, list[tuple[Any, ...]]]]]:
+    """The total and one page, each listing with its `joined` rows, in one statement.
+
+    A second statement counts only for a page past the end.
+    """
+    stmt, values = _page(session, where, sort, limit, offset, with_total=True, joined=joined)
+    rows = (await session.execute(stmt, values)).all()
+    if not rows:
+        return await count_listings(session, where), []
+    widths = [len(query.selected_columns) for query, _ in joined]
+    found = []
+    for row in rows:
+        start = 1 + len(COLUMNS)
+        others = []
+        for width in widths:
+            others.append(tuple(row[start : start + width]))
+            start += width
+        found.append((Listing(*row[1 : 1 + len(COLUMNS)]), others))
+    return int(rows[0][0]), found
 
 
 def distance_order(latitude: float, longitude: float) -> tuple[Any, ...]:
@@ -146,38 +396,86 @@ def distance_order(latitude: float, longitude: float) -> tuple[Any, ...]:
 async def page_listings_by_distance(
     session: AsyncSession, where: ListingFilter, latitude: float, longitude: float, limit: int, offset: int
 ) -> list[Listing]:
-    stmt = listing_select(where).order_by(*distance_order(latitude, longitude)).limit(limit).offset(offset)
-    result = await session.execute(stmt)
-    return _listings(result)
+    stmt = apply(_dialect(session), where, select(*COLUMNS))
+    stmt = stmt.order_by(*distance_order(latitude, longitude)).limit(limit).offset(offset)
+    return _listings(await session.execute(stmt, params(where)))
 
 
-async def price_summary(session: AsyncSession, where: ListingFilter) -> tuple[int, int | None, int | None]:
-    """(count, min, max) of the listed prices."""
-    stmt = apply(where, select(func.count(), func.min(L.price), func.max(L.price)).select_from(LISTING))
-    row = (await session.execute(stmt)).one()
-    return (
-        int(row[0]),
-        (int(row[1]) if row[1] is not None else None),
-        (int(row[2]) if row[2] is not None else None),
+# ---- statistics ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _summary_statement(shape: _Shape) -> Select[Any]:
+    total = _total(shape)
+    seen = _conditions(shape)
+    lowest = select(L.price).where(*seen).order_by(L.price, L.id).limit(1).scalar_subquery()
+    highest = select(L.price).where(*seen).order_by(L.price.desc(), L.id.desc()).limit(1).scalar_subquery()
+    # The middle one (odd count) or two (even count) in ascending order.
+    middle = (
+        select(L.price.label("price")).where(*seen).order_by(L.price, L.id).limit(2).offset((total - 1) // 2)
+    ).subquery("middle")
+    one = select(literal(1).label("one")).subquery("one")
+    return select(total, lowest, highest, middle.c.price).select_from(one.outerjoin(middle, true()))
+
+
+async def price_summary(
+    session: AsyncSession, where: ListingFilter
+) -> tuple[int, int | None, int | None, list[int]]:
+    """(count, lowest, highest, the one or two middle prices) of the listings, in one statement.
+
+    The count comes from the kept counts, the ends and the middle from the (drug_id, price) index.
+    """
+    stmt = _summary_statement(_shape(_dialect(session), where))
+    rows = (await session.execute(stmt, params(where))).all()
+    listed = int(rows[0][0])
+    if listed == 0:
+        return 0, None, None, []
+    middle = [int(r[3]) for r in rows if r[3] is not None][: 1 if listed % 2 else 2]
+    return listed, int(rows[0][1]), int(rows[0][2]), middle
+
+
+@functools.cache
+def _lowest_statement(shape: _Shape) -> Select[Any]:
+    visible = replace(shape, hidden=None)
+    per_drug = (
+        select(DC.drug_id.label("drug_id"), cast(func.sum(DC.listings), BigInteger).label("listings"))
+        .where(one_of(shape.dialect, DC.drug_id, "drug_ids"), *_conditions(visible, DC))
+        .group_by(DC.drug_id)
+        .subquery("per_drug")
     )
-
-
-async def prices_at_rank(session: AsyncSession, where: ListingFilter, offset: int, count: int) -> list[int]:
-    """Listed prices in ascending order from `offset` (served by the drug/price index)."""
-    stmt = apply(where, select(L.price)).order_by(L.price, L.id).offset(offset).limit(count)
-    return [int(p) for p in (await session.execute(stmt)).scalars()]
+    lowest = (
+        select(L.price)
+        .where(*_conditions(shape), L.drug_id == per_drug.c.drug_id)
+        .order_by(L.price, L.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    listings: ColumnElement[int] = per_drug.c.listings
+    if shape.hidden is not None:
+        hidden = (
+            select(func.count())
+            .select_from(LISTING)
+            .where(*_conditions(visible), L.pharmacy_id.in_(shape.hidden), L.drug_id == per_drug.c.drug_id)
+            .scalar_subquery()
+        )
+        listings = listings - hidden
+    return select(per_drug.c.drug_id, lowest, listings)
 
 
 async def min_price_by_drug(
     session: AsyncSession, drug_ids: Sequence[int], where: ListingFilter
 ) -> dict[int, tuple[int, int]]:
-    """drug id -> (lowest listed price, number of outlets listing it)."""
+    """drug id -> (lowest listed price, outlets listing it), for the products some outlet lists.
+
+    The numbers come from the kept counts; each lowest price is the first entry of the
+    (drug_id, price) index that the filter sees. `where` names no products itself.
+    """
     if not drug_ids:
         return {}
-    stmt = apply(
-        where, select(L.drug_id, func.min(L.price), func.count()).where(L.drug_id.in_(list(drug_ids)))
-    ).group_by(L.drug_id)
-    return {int(r[0]): (int(r[1]), int(r[2])) for r in await session.execute(stmt)}
+    assert where.drug_ids is None and not where.category and where.pharmacy_id is None
+    stmt = _lowest_statement(_shape(_dialect(session), where))
+    rows = await session.execute(stmt, params(where) | {"drug_ids": list(drug_ids)})
+    return {int(d): (int(low), int(n)) for d, low, n in rows if low is not None and n > 0}
 
 
 async def listings_of(session: AsyncSession, pharmacy_id: int, drug_ids: Sequence[int]) -> dict[int, Listing]:
@@ -313,19 +611,19 @@ def keyset_after(sort: str, last: Listing) -> Any:
 async def listing_chunk(
     session: AsyncSession, where: ListingFilter, sort: str, after: Listing | None, size: int
 ) -> list[Listing]:
-    stmt = listing_select(where)
+    stmt = apply(_dialect(session), where, select(*COLUMNS))
     if after is not None:
         stmt = stmt.where(keyset_after(sort, after))
     stmt = stmt.order_by(*SORT_COLUMNS[sort]).limit(size)
-    return _listings(await session.execute(stmt))
+    return _listings(await session.execute(stmt, params(where)))
 
 
 async def stream_listings(
     connection: AsyncConnection, where: ListingFilter, sort: str, chunk_size: int
 ) -> AsyncIterator[list[Listing]]:
     """Yield listings in chunks from one server-side cursor (PostgreSQL)."""
-    stmt = listing_select(where).order_by(*SORT_COLUMNS[sort]).execution_options(yield_per=chunk_size)
-    result = await connection.stream(stmt)
+    stmt = apply(_dialect(connection), where, select(*COLUMNS)).order_by(*SORT_COLUMNS[sort])
+    result = await connection.stream(stmt.execution_options(yield_per=chunk_size), params(where))
     async for partition in result.partitions(chunk_size):
         yield _listings(partition)
 

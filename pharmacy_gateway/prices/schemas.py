@@ -56,6 +56,9 @@ class PublishReport:
 
 # ---- what the public side reads -------------------------------------------------------------
 
+# What the listing counts are kept by: (product id, province code, outlet kind).
+CountKey = tuple[int, str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class Listing:
@@ -77,15 +80,18 @@ class Listing:
 class ListingFilter:
     """Which listings a query sees. `drug_ids` None means every product.
 
-    Outlets to hide come as a list (usually empty, so counts stay index-only) or, when there
-    are too many to spell out, as a subquery; likewise the products of a large category.
+    `category` keeps the products of one catalogue category, read live through `categories`
+    (the catalogue's query of them, taking the category as the parameter `category`); outlets
+    to hide come as a subquery of their ids (suspended and revoked outlets, read live).
+    `category_size`, about how many products the category has, only chooses the plan of a page.
     """
 
     drug_ids: Sequence[int] | None = None
-    drug_ids_query: Select[Any] | None = None
+    category: str | None = None
+    categories: Select[Any] | None = None
+    category_size: int | None = None
     province: str | None = None
     kind: str | None = None
-    hidden_outlets: Sequence[int] = ()
     hidden_outlets_query: Select[Any] | None = None
     pharmacy_id: int | None = None
 

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from eprescribe.catalogue import service as catalogue
 from eprescribe.catalogue.schemas import Product
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
@@ -27,9 +29,6 @@ from pharmacy_gateway.prices.schemas import (
     PriceStats,
     PublishReport,
 )
-
-# Beyond this many hidden outlets, the filter names them through a subquery instead of a list.
-MAX_HIDDEN_LISTED = 1000
 
 parse_price_list = publication.parse_price_list
 publish_prices = publication.publish
@@ -86,12 +85,17 @@ async def bulk_load(
     On PostgreSQL, outlets that list nothing yet (`fresh`) take the rows through binary COPY;
     otherwise the rows go through the same upsert as a publication.
     """
+    rows = [dict(zip(LISTING_COLUMNS, r, strict=True)) for r in listings]
+    before = {} if fresh else await publication.current_listings(session, rows)
     if fresh and session.get_bind().dialect.name == "postgresql":
         await repository.copy_rows(session, "price_listing", LISTING_COLUMNS, listings)
         await repository.copy_rows(session, "price_history", HISTORY_COLUMNS, history)
-        return
-    await repository.upsert_listings(session, [dict(zip(LISTING_COLUMNS, r, strict=True)) for r in listings])
-    await repository.append_history(session, [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in history])
+    else:
+        await repository.upsert_listings(session, rows)
+        await repository.append_history(
+            session, [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in history]
+        )
+    await repository.add_to_counts(session, publication.count_changes(rows, before))
 
 
 async def analyze(session: AsyncSession) -> None:
@@ -99,18 +103,47 @@ async def analyze(session: AsyncSession) -> None:
     await repository.analyze(session)
 
 
+async def recount(session: AsyncSession) -> None:
+    """Count every listing again, for rows loaded behind the service's back (the bench's COPY)."""
+    await repository.recount(session)
+
+
 # ---- reading listings -----------------------------------------------------------------------
 
 
-async def public_filter(session: AsyncSession, **values: Any) -> ListingFilter:
-    """A listing filter that leaves out suspended and revoked outlets."""
-    hidden = await registry.inactive_pharmacy_ids(session, limit=MAX_HIDDEN_LISTED + 1)
-    if len(hidden) > MAX_HIDDEN_LISTED:
-        return ListingFilter(hidden_outlets_query=registry.inactive_pharmacy_ids_query(), **values)
-    return ListingFilter(hidden_outlets=hidden, **values)
+# What filters lend from the registry and the catalogue, built once: the statements that embed
+# them are built once per shape of filter too.
+HIDDEN_OUTLETS = registry.inactive_pharmacy_ids_query()
+IN_CATEGORY = catalogue.ids_in_category_query(bindparam("category"))
+JOINED = ((catalogue.products_query(), "drug_id"), (registry.pharmacy_records_query(), "pharmacy_id"))
+
+
+def public_filter(
+    *,
+    drug_ids: Sequence[int] | None = None,
+    category: str | None = None,
+    category_size: int | None = None,
+    province: str | None = None,
+    kind: str | None = None,
+) -> ListingFilter:
+    """What the public sees: listings of active outlets (read live from the registry), filtered.
+
+    `category_size` (about how many products the category has) lets a page of a small category
+    be read product by product instead of along the whole price index.
+    """
+    return ListingFilter(
+        drug_ids=drug_ids,
+        category=category,
+        categories=IN_CATEGORY if category else None,
+        category_size=category_size if category else None,
+        province=province,
+        kind=kind,
+        hidden_outlets_query=HIDDEN_OUTLETS,
+    )
 
 
 async def count(session: AsyncSession, where: ListingFilter) -> int:
+    """How many listings the filter sees (exact, from the counts every change keeps)."""
     return await repository.count_listings(session, where)
 
 
@@ -119,6 +152,29 @@ async def page(
 ) -> list[Listing]:
     """One page of listings in the given order (price, -price, updated)."""
     return await repository.page_listings(session, where, sort, limit, offset)
+
+
+async def page_with_total(
+    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
+) -> tuple[int, list[Listing]]:
+    """How many listings the filter sees, and one page of them in the given order."""
+    total, found = await repository.page_with_total(session, where, sort, limit, offset)
+    return total, [listing for listing, _ in found]
+
+
+async def page_with_products_and_outlets(
+    session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
+) -> tuple[int, list[tuple[Listing, Product, PharmacyRecord]]]:
+    """The total and one page, each listing with its product and outlet, in one round trip.
+
+    The catalogue's and the registry's rows are joined through the queries their services lend.
+    """
+    total, found = await repository.page_with_total(session, where, sort, limit, offset, JOINED)
+    rows = [
+        (listing, catalogue.product_from_row(product), registry.pharmacy_from_row(outlet))
+        for listing, (product, outlet) in found
+    ]
+    return total, rows
 
 
 async def page_by_distance(
@@ -144,10 +200,9 @@ def stream(
 
 async def stats(session: AsyncSession, where: ListingFilter) -> PriceStats:
     """Lowest, median and highest listed price (median of an even count: the rounded mean)."""
-    listed, low, high = await repository.price_summary(session, where)
-    if listed == 0:
+    listed, low, high, middle = await repository.price_summary(session, where)
+    if listed == 0 or low is None or high is None or not middle:
         return PriceStats(None, None, None, 0)
-    middle = await repository.prices_at_rank(session, where, (listed - 1) // 2, 1 if listed % 2 else 2)
     median = middle[0] if len(middle) == 1 else (middle[0] + middle[1] + 1) // 2
     return PriceStats(low, median, high, listed)
 
@@ -175,7 +230,7 @@ async def daily_history(
     now = now or utcnow()
     first_day = vn_today(now) - timedelta(days=days - 1)
     start = start_of_vn_day(first_day).astimezone(UTC)
-    hidden = await public_filter(session)
+    hidden = public_filter()
     current = await repository.prices_in_effect_at(session, drug_id, start, hidden)
     changes = await repository.changes_between(session, drug_id, start, now + timedelta(seconds=1), hidden)
     ordered = sorted(current.values())
@@ -205,7 +260,7 @@ async def basket_totals(
         session,
         [(line.drug_ids, line.quantity) for line in lines if line.quantity > 0],
         province=province,
-        hidden_outlets=registry.inactive_pharmacy_ids_query(),
+        hidden_outlets=HIDDEN_OUTLETS,
         limit=limit,
     )
     return [BasketTotal(pharmacy_id, covered, total) for pharmacy_id, covered, total in rows]

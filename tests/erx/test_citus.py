@@ -45,10 +45,12 @@ REFERENCE = {
     "prescriber_facility",
     "pharmacy",
     "drug",
+    "drug_word",
+    "drug_word_key",
     "throttle_counter",
     "web_session",
 }
-LOCAL = {"price_listing", "price_history"}
+LOCAL = {"price_listing", "price_history", "price_count", "price_drug_count"}
 CO_LOCATED = {"prescription", "prescription_item", "dispense", "dispense_line", "access_log"}
 
 STUBS = r"""
