@@ -54,7 +54,6 @@ async def _authenticate(
         secret,
         address=address,
         pace=pace,
-        answered_with_page=True,
     )
 
 
@@ -361,7 +360,9 @@ def _inline_svg(data: bytes) -> Markup:
 
 
 @router.get(f"{PREFIX}/prescriptions/{{code}}")
-async def print_page(request: Request, code: str, desk: DeskDep, session: SessionDep) -> Response:
+async def print_page(
+    request: Request, code: str, desk: DeskDep, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     """Render the A5 paper prescription: QR code, the code in large type, and every line."""
     if desk is None:
         return console.to_sign_in(request)
@@ -370,6 +371,9 @@ async def print_page(request: Request, code: str, desk: DeskDep, session: Sessio
     )
     svg = await prescriptions.qr_svg(record.prescription.qr_text)
     p = record.prescription
+    # The patient's part: their page's link with its access key, which no lookup shows.
+    patient_url = prescriptions.patient_link(runtime.settings.public_base_url, runtime.keyring, p.code)
+    access_key = prescriptions.patient_access_key(runtime.keyring, p.code)
     return _page(
         request,
         "print.html",
@@ -380,6 +384,9 @@ async def print_page(request: Request, code: str, desk: DeskDep, session: Sessio
             "p": p,
             "facility": desk.facility,
             "qr_svg": _inline_svg(svg),
+            "patient_qr_svg": _inline_svg(await prescriptions.qr_svg(patient_url)),
+            "patient_url": patient_url,
+            "access_key": prescriptions.shown_access_key(access_key),
             "age_months": _age_months(p.patient_date_of_birth, p.issued_at),
             "issued_on": p.issued_at,
             "valid_on": p.valid_until - timedelta(seconds=1),

@@ -63,7 +63,6 @@ async def _authenticate(
         secret,
         address=address,
         pace=pace,
-        answered_with_page=True,
     )
 
 

@@ -109,12 +109,13 @@ async def _resolve(
 ) -> PrescriptionRecord:
     """Find the prescription a typed code or scanned QR names, counting and logging misses.
 
-    A miss is a possible guess: it is counted for throttling and logged even though the
+    A miss is a possible guess: it is answered late, counted against this pharmacy's own quota
+    (only its token can spend it; a miss never touches a sign-in) and logged even though the
     request then rolls back (both are rewritten in a transaction of its own). `finder` reads
     (a lookup) or locks (a dispense) the prescription of a canonical code.
     """
     marker = access_marker(text)
-    keys = throttle.subjects(runtime.settings, connection_code=pharmacy.connection_code, address=address)
+    keys = throttle.lookup_subjects(runtime.settings, client_id=pharmacy.connection_code)
     try:
         attempt = await throttle.guard(session, runtime.settings, keys, pace)
     except Throttled:
