@@ -14,6 +14,7 @@ import typer
 from eprescribe.catalogue.cli import drugs_app
 from eprescribe.registry.cli import admin_app
 from erx.demo.cli import demo_app
+from erx.integrity import audit_app, backup, restore
 from erx.maintenance import maintenance_app
 from erx.migrate import require_current_schema, upgrade
 from kit.cli import CliEnvironment, console, environment
@@ -31,6 +32,9 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(demo_app, name="demo")
 app.add_typer(prices_app, name="prices")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(audit_app, name="audit")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 @app.callback()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eprescribe.prescriptions import codes, qr, repository
+from eprescribe.prescriptions import codes, qr, repository, signature
 from eprescribe.prescriptions.exceptions import PrescriptionConflict, PrescriptionNotFound
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem
 from eprescribe.prescriptions.policy import age_in_months
@@ -52,6 +52,7 @@ __all__ = [
     "age_in_months",
     "cancel",
     "canonical_code",
+    "check_stored_signatures",
     "code_from_scanned",
     "dispensable",
     "find",
@@ -323,6 +324,8 @@ async def move_quantities(
 
 # ---- the patient --------------------------------------------------------------------------------
 
+
+check_stored_signatures = signature.check_stored
 
 # The patient's access key: 12 characters of base32 (60 bits), printed only on the patient's
 # paper and in its link; a pharmacy's lookup never shows it.
