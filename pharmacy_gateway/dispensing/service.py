@@ -183,6 +183,7 @@ async def lookup(
         pace=pace,
         finder=lambda code: prescriptions.find(session, code),
     )
+    await _require_licence(session, pharmacy, found, AccessAction.LOOKUP, address)
     await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
     metrics.LOOKUPS.labels("found").inc()
     substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in found.lines])
@@ -265,23 +266,30 @@ def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: Presc
 async def _check_dispensable(
     session: AsyncSession, pharmacy: PharmacyRecord, locked: PrescriptionRecord, address: str, now: datetime
 ) -> None:
-    """Refuse a prescription that may no longer be dispensed, or not by this outlet."""
+    """Refuse a prescription that is not this outlet's to dispense, or may no longer be dispensed."""
+    await _require_licence(session, pharmacy, locked, AccessAction.DISPENSE, address)
     if not prescriptions.dispensable(locked, now):
         raise NotDispensable(
             f"{locked.code} is {locked.status_at(now)}; only an active or partially dispensed prescription "
             "within its validity can be dispensed"
         )
-    if locked.kind in CONTROLLED_KINDS and not pharmacy.controlled_licence:
+
+
+async def _require_licence(
+    session: AsyncSession,
+    pharmacy: PharmacyRecord,
+    found: PrescriptionRecord,
+    action: AccessAction,
+    address: str,
+) -> None:
+    """A narcotic or psychotropic prescription is neither shown nor dispensed without a controlled licence."""
+    if found.kind in CONTROLLED_KINDS and not pharmacy.controlled_licence:
         await _log(
-            session,
-            pharmacy,
-            locked.code,
-            audit.refused(AccessAction.DISPENSE, Refusal.DENIED),
-            address,
-            durable=True,
+            session, pharmacy, found.code, audit.refused(action, Refusal.DENIED), address, durable=True
         )
         raise ControlledLicenceRequired(
-            "Narcotic and psychotropic prescriptions are dispensed only by outlets with a controlled licence"
+            "Narcotic and psychotropic prescriptions are read and dispensed only by outlets with a "
+            "controlled licence"
         )
 
 
