@@ -63,9 +63,26 @@ PRESCRIPTION_WITH_LINES = (
     "WHERE prescription.code = $1::VARCHAR ORDER BY prescription_item.line_no"
 )
 LOCK_PRESCRIPTION_WITH_LINES = PRESCRIPTION_WITH_LINES + " FOR UPDATE"
+# The chained append of kit.audit in one statement: the content digest, the chain head's upsert
+# and the entry (same parameters as a plain insert).
+_ACCESS_DIGEST = (
+    "encode(sha256(convert_to(concat_ws(chr(31), $2::VARCHAR, "
+    "to_char($1::TIMESTAMP WITH TIME ZONE AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "$3::VARCHAR, $4::VARCHAR, $5::VARCHAR, coalesce($6::VARCHAR, '')), 'UTF8')), 'hex')"
+)
 INSERT_ACCESS_LOG = (
-    "INSERT INTO access_log (at, prescription_code, actor_kind, actor_code, action, client_address) "
-    "VALUES ($1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, $6::VARCHAR) "
+    f"WITH digest AS (SELECT {_ACCESS_DIGEST} AS d), "
+    "head AS (INSERT INTO access_log_head (prescription_code, seq, prev_hash, entry_hash) "
+    "SELECT $2::VARCHAR, 1, '', encode(sha256(convert_to(':1:' || d, 'UTF8')), 'hex') FROM digest "
+    "ON CONFLICT (prescription_code) DO UPDATE SET seq = access_log_head.seq + 1, "
+    "prev_hash = access_log_head.entry_hash, "
+    "entry_hash = encode(sha256(convert_to(access_log_head.entry_hash || ':' || "
+    "CAST(access_log_head.seq + 1 AS VARCHAR) || ':' || (SELECT d FROM digest), 'UTF8')), 'hex') "
+    "RETURNING seq, prev_hash, entry_hash) "
+    "INSERT INTO access_log (at, prescription_code, actor_kind, actor_code, action, client_address, "
+    "seq, prev_hash, entry_hash) "
+    "SELECT $1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, $6::VARCHAR, "
+    "head.seq, head.prev_hash, head.entry_hash FROM head "
     "RETURNING access_log.id"
 )
 DRUG_COLUMNS = (

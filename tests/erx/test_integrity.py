@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -196,3 +197,50 @@ class TestBackupAndRestore:
         assert f"bad signature {code}" in restored.stdout
         if harness.engine == "postgresql":
             await cluster.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TestTheBenchWritesTheSameChain:
+    def test_the_seeds_first_link_is_kit_audits(self) -> None:
+        from datetime import UTC, datetime
+
+        from bench.seed import _first_link
+
+        entry: dict[str, Any] = {
+            "at": datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC),
+            "prescription_code": "01001AAAAAAA-c",
+            "actor_kind": "facility",
+            "actor_code": "01001",
+            "action": "create",
+        }
+        assert _first_link(entry) == audit.chain_hash(
+            "", 1, audit.content_digest(**entry, client_address=None)
+        )
+
+    @pytest.mark.postgres_only
+    async def test_the_limit_apps_append_verifies(self, pg_harness: Harness) -> None:
+        import asyncpg
+
+        from bench.minimal import sql
+        from kit.time import utcnow
+
+        url = pg_harness.settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
+        conn = await asyncpg.connect(url)
+        try:
+            for n in range(3):
+                await conn.fetchval(
+                    sql.INSERT_ACCESS_LOG, utcnow(), "01001BENCH01-c", "pharmacy", f"P{n}", "lookup", None
+                )
+        finally:
+            await conn.close()
+        async with pg_harness.runtime.database.sessionmaker() as session, session.begin():
+            await audit.record_access(
+                session,
+                prescription_code="01001BENCH01-c",
+                actor_kind=audit.ActorKind.ADMIN,
+                actor_code="a",
+                action=audit.AccessAction.READ,
+                client_address="10.0.0.1",
+            )
+        assert [e.seq for e in await access_entries(pg_harness, "01001BENCH01-c")] == [1, 2, 3, 4]
+        done = await erx(pg_harness, "audit", "verify", "--no-progress")
+        assert done.returncode == 0, done.stdout + done.stderr
