@@ -103,8 +103,12 @@ class TestLookup:
         assert form.headers["content-type"].startswith("application/problem+json")
         assert 'id="dispense-submit"' not in form.text
         narcotic = w.products["narcotic"]
+        # A dispense sent anyway (a key the form never gave) is refused too.
         refused = await sell(
-            browser, code, [{"line_no": 1, "registration_no": narcotic.registration_no, "quantity": 1}]
+            browser,
+            code,
+            [{"line_no": 1, "registration_no": narcotic.registration_no, "quantity": 1}],
+            key="f" * 32,
         )
         assert refused.status_code == 403
 
