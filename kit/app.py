@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from kit import metrics, tracing
-from kit.errors import install_problem_handlers, problem_response
+from kit import error_pages, metrics, tracing
+from kit.errors import problem_response
 from kit.observability import Telemetry, configure_logging
 from kit.runtime import Runtime, RuntimeDep
 from kit.security import KeyRing
@@ -125,7 +125,8 @@ def build_app(
     )
     app.state.runtime = runtime
     app.state.readiness = (*DEFAULT_READINESS, *readiness)
-    install_problem_handlers(app)
+    # problem+json for programs; an HTML page in the visitor's language for a browser on a page.
+    error_pages.install(app)
     app.add_middleware(Telemetry, settings=settings, service=service)
     app.include_router(common_router)
     for router in routers:

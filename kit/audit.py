@@ -56,6 +56,11 @@ class AccessAction(StrEnum):
     CANCEL = "cancel"
     READ_ACCESS_LOG = "read_access_log"
     CONSOLE_PRINT = "console_print"
+    # The prescriber console: a patient's earlier prescriptions listed by a search, one opened to
+    # write it again (renew) or to correct it (replace).
+    PATIENT_SEARCH = "patient_search"
+    CONSOLE_RENEW = "console_renew"
+    CONSOLE_REPLACE = "console_replace"
     LOOKUP = "lookup"
     DISPENSE = "dispense"
     DISPENSE_VOID = "dispense_void"

@@ -1,7 +1,7 @@
 """throttle counters carry the end of their own window
 
 Revision ID: 20261204_throttle_windows
-Revises: 20261203_prescription_names
+Revises: 20261203_patient_search
 Create Date: 2026-12-04 09:00:00
 
 Each counter now ends at its own `expires_at` (a sign-in pair counts over minutes, a patient's
@@ -16,7 +16,7 @@ from alembic import op
 import kit.database
 
 revision: str = "20261204_throttle_windows"
-down_revision: str | Sequence[str] | None = "20261203_prescription_names"
+down_revision: str | Sequence[str] | None = "20261203_patient_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,9 +10,8 @@ every read is written to the access log as a "patient" entry, and the page shows
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +29,7 @@ from kit.database import SessionDep
 from kit.runtime import RuntimeDep, client_address
 from kit.settings import Settings
 from kit.throttle import PaceDep
-from kit.time import VIETNAM_TIME, utcnow
+from kit.time import parse_day, utcnow
 from kit.web_session import SessionKind
 from pharmacy_gateway.dispensing import service as dispensing
 from pharmacy_gateway.prices import service as prices
@@ -44,7 +43,6 @@ site = web.Site(PACKAGE / "templates")
 router = APIRouter(include_in_schema=False)
 
 OFFERS_LIMIT = 10
-_DAY_FIRST = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 
 
 def _key_subjects(settings: Settings, code: str, address: str) -> list[throttle.Subject]:
@@ -76,18 +74,6 @@ def _birth_subjects(settings: Settings, code: str) -> list[throttle.Subject]:
             settings.patient_view_window_seconds,
         )
     ]
-
-
-def parse_birth_date(text: str) -> date | None:
-    """Read `YYYY-MM-DD` (the date picker) or `DD/MM/YYYY` (typed the Vietnamese way)."""
-    text = text.strip()
-    try:
-        match = _DAY_FIRST.match(text)
-        if match:
-            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _url(code: str) -> str:
@@ -144,6 +130,38 @@ def _linked_key(text: str | None) -> str:
     return cleaned if len(cleaned) == prescriptions.ACCESS_KEY_LENGTH and cleaned.isalnum() else ""
 
 
+def code_in(text: str) -> str | None:
+    """The prescription code in what a patient typed or pasted: the code, the QR text or the link."""
+    text = text.strip().split("?", 1)[0].rstrip("/")
+    return prescriptions.code_from_scanned(text.rsplit("/", 1)[-1]) if text else None
+
+
+def key_in(text: str) -> str:
+    """The access key a pasted link carries (`?k=`), if any."""
+    query = text.strip().split("?", 1)[1] if "?" in text else ""
+    pairs = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    return _linked_key(pairs.get("k"))
+
+
+@router.get("/rx")
+async def open_page(request: Request, code: Annotated[str | None, Query(max_length=4000)] = None) -> Response:
+    """Ask for the code printed on the prescription, then open that prescription's page."""
+    error = None
+    if code is not None:
+        found = code_in(code)
+        if found is not None:
+            key = key_in(code)
+            return RedirectResponse(_url(found) + (f"?k={key}" if key else ""), status_code=303)
+        error = web.MESSAGES.text(web.choose_language(request).lang, "rx.open.bad_code")
+    return site.render(
+        request,
+        "patient_open.html",
+        {"home": "/rx", "nav": [], "csrf": "", "sign_out_url": "", "error": error, "typed": code or ""},
+        status_code=422 if error else 200,
+        cache_seconds=0 if error or code else 300,
+    )
+
+
 @router.post("/rx/{code}")
 async def answer(
     code: str,
@@ -169,7 +187,8 @@ async def answer(
     settings = runtime.settings
     address = client_address(request)
     kept_key = _linked_key(access_key)
-    born = parse_birth_date(date_of_birth)
+    # Typed the Vietnamese way (20/06/1985) or as the ISO day some browsers' date pickers send.
+    born = parse_day(date_of_birth)
     if born is None:
         return _ask_page(request, shown, key=kept_key, error=t("rx.ask.bad_date"), status_code=422)
     if canonical is None or not prescriptions.access_key_matches(runtime.keyring, canonical, access_key):
@@ -363,8 +382,7 @@ async def view(
             "offers": offers,
             "basket_lines": basket_lines,
             "province": province,
-            "provinces": sorted(provinces.values(), key=lambda pr: pr.name(lang)),
+            "provinces": sorted(provinces.values(), key=lambda pr: pr.sort_key(lang)),
             "province_name": provinces[province].name(lang) if province in provinces else province,
-            "vn": VIETNAM_TIME,
         },
     )

@@ -35,7 +35,6 @@ DISTRIBUTED = {
     "dispense": "prescription_code",
     "dispense_line": "prescription_code",
     "access_log": "prescription_code",
-    "access_log_head": "prescription_code",
     "prescription_payload": "payload_digest",
     "idempotency_record": "scope",
 }
@@ -50,14 +49,7 @@ REFERENCE = {
     "web_session",
 }
 LOCAL = {"price_listing", "price_history"}
-CO_LOCATED = {
-    "prescription",
-    "prescription_item",
-    "dispense",
-    "dispense_line",
-    "access_log",
-    "access_log_head",
-}
+CO_LOCATED = {"prescription", "prescription_item", "dispense", "dispense_line", "access_log"}
 
 STUBS = r"""
 CREATE SCHEMA citus_stub;
@@ -252,8 +244,8 @@ def unrouted(statement: str) -> list[str]:
         column = DISTRIBUTED.get(table)
         if column is None:
             continue
-        # An INSERT at the start or inside a CTE (`WITH head AS (INSERT INTO ... RETURNING ...)`).
-        insert = re.search(rf"(?:^|\(|\)\s)\s*INSERT INTO {table}\s*\(([^)]*)\)", statement, re.I)
+        # Inserts count wherever they stand, a data-modifying CTE included.
+        insert = re.search(rf"INSERT INTO {table}\s*\(([^)]*)\)", statement, re.I)
         if insert:
             if column not in [c.strip() for c in insert.group(1).split(",")]:
                 missing.append(f"{table} (insert without {column})")
