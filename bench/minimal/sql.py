@@ -8,7 +8,7 @@ renders one VALUES tuple or CASE branch per line, the limit apps pass the lines 
 
 lookup (GET /gateway/v1/prescriptions/{code}), one transaction, 4 statements + BEGIN/COMMIT:
     PHARMACY_BY_CODE      the token's client re-checked (status, credentials version)
-    THROTTLE_VERDICT      failures of this connection code and address in the window
+    THROTTLE_VERDICT      unknown codes of this pharmacy in the window (its own quota)
     PRESCRIPTION_WITH_LINES   header (names as printed) and lines, joined
     (PRODUCTS_NAMED_OR_KEYED  substitutes of the lines' keys: only on a miss of the system's
                           per-process catalogue cache, which the limit apps keep alike)
@@ -41,10 +41,11 @@ FACILITY_BY_CODE = (
     "SELECT facility.facility_code, facility.name, facility.province_code, facility.status, "
     "facility.credentials_version FROM facility WHERE facility.facility_code = $1::VARCHAR"
 )
+# The pharmacy's own quota of unknown codes (kit.throttle.lookup_subjects).
 THROTTLE_VERDICT = (
-    "SELECT throttle_counter.key, throttle_counter.window_start, throttle_counter.failures "
-    "FROM throttle_counter WHERE throttle_counter.key IN ($2::VARCHAR, $3::VARCHAR) "
-    "AND throttle_counter.window_start > $1::TIMESTAMP WITH TIME ZONE"
+    "SELECT throttle_counter.key, throttle_counter.expires_at, throttle_counter.failures "
+    "FROM throttle_counter WHERE throttle_counter.key IN ($2::VARCHAR) "
+    "AND throttle_counter.expires_at > $1::TIMESTAMP WITH TIME ZONE"
 )
 PRESCRIPTION_WITH_LINES = (
     "SELECT prescription.id, prescription.code, prescription.kind, prescription.status, "
