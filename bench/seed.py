@@ -38,9 +38,19 @@ from rich.progress import (
 
 from bench import jose, project
 
-SEED_VERSION = 2
+SEED_VERSION = 3  # 3: the access log is chained (kit.audit)
 DATABASE = "erx_bench"
 BATCH = 10_000
+
+
+def _first_link(entry: dict[str, Any]) -> str:
+    """The hash of a chain's first entry, as kit.audit computes it (the bench imports no app code)."""
+    at = entry["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fields = [entry["prescription_code"], at, entry["actor_kind"], entry["actor_code"], entry["action"], ""]
+    digest = hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+    return hashlib.sha256(f":1:{digest}".encode()).hexdigest()
+
+
 PROVINCES = {
     "01": (21.028, 105.834, 10.0),
     "79": (10.776, 106.700, 12.0),
@@ -457,7 +467,7 @@ async def seed(
         next_id, next_item = 1, 1
         generator = _prescriptions(rng, plan, prescribers, facility_names, by_kind, now, valid_until)
         while next_id <= plan.prescriptions:
-            p_rows, i_rows, d_rows, log_rows = [], [], [], []
+            p_rows, i_rows, d_rows, log_rows, head_rows = [], [], [], [], []
             for _ in range(min(BATCH, plan.prescriptions - next_id + 1)):
                 p, lines = next(generator)
                 while p["code"] in used_codes:
@@ -533,20 +543,25 @@ async def seed(
                         {**line, "id": next_item, "prescription_id": next_id, "prescription_code": p["code"]}
                     )
                     next_item += 1
-                log_rows.append(
-                    {
-                        "at": p["created_at"],
-                        "prescription_code": p["code"],
-                        "actor_kind": "facility",
-                        "actor_code": p["facility_code"],
-                        "action": "create",
-                    }
+                entry = {
+                    "at": p["created_at"],
+                    "prescription_code": p["code"],
+                    "actor_kind": "facility",
+                    "actor_code": p["facility_code"],
+                    "action": "create",
+                }
+                # Each prescription's chain starts with its creation (kit.audit's hashes).
+                chained = _first_link(entry)
+                log_rows.append({**entry, "seq": 1, "prev_hash": "", "entry_hash": chained})
+                head_rows.append(
+                    {"prescription_code": p["code"], "seq": 1, "prev_hash": "", "entry_hash": chained}
                 )
                 next_id += 1
             await copier.copy("prescription", p_rows)
             await copier.copy("prescription_payload", d_rows)
             await copier.copy("prescription_item", i_rows)
             await copier.copy("access_log", log_rows)
+            await copier.copy("access_log_head", head_rows)
             progress.advance(task, len(p_rows))
         for table in ("prescription", "prescription_item"):
             await conn.execute(

@@ -101,6 +101,8 @@ SELECT create_distributed_table('prescription_item', 'prescription_code', coloca
 SELECT create_distributed_table('dispense', 'prescription_code', colocate_with => 'prescription');
 SELECT create_distributed_table('dispense_line', 'prescription_code', colocate_with => 'prescription');
 SELECT create_distributed_table('access_log', 'prescription_code', colocate_with => 'prescription');
+-- Each chain's head lives on its prescription's shard: an append is one router statement.
+SELECT create_distributed_table('access_log_head', 'prescription_code', colocate_with => 'prescription');
 
 -- Groups of their own.
 SELECT create_distributed_table('prescription_payload', 'payload_digest', colocate_with => 'none');

@@ -15,6 +15,7 @@ from eprescribe.catalogue.cli import drugs_app
 from eprescribe.prescriptions.cli import pii_app
 from eprescribe.registry.cli import admin_app
 from erx.demo.cli import demo_app
+from erx.integrity import audit_app, backup, restore
 from erx.maintenance import maintenance_app
 from erx.migrate import require_current_schema, upgrade
 from kit.cli import CliEnvironment, console, environment
@@ -33,6 +34,9 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(prices_app, name="prices")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(pii_app, name="pii")
+app.add_typer(audit_app, name="audit")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 @app.callback()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -83,6 +85,7 @@ class KeyRing:
         if not keys:
             raise ValueError("a key ring needs at least one key")
         self._keys = keys
+        self._derived: dict[str, bytes] = {}
 
     @property
     def active(self) -> ECKey:
@@ -94,6 +97,18 @@ class KeyRing:
 
     def find(self, kid: str | None) -> ECKey | None:
         return next((k for k in self._keys if k.kid == kid), None)
+
+    def derive(self, purpose: str, message: str) -> bytes:
+        """A keyed digest of `message` for one purpose, from the oldest key (rotation keeps it).
+
+        What is derived can be printed again at any time (a patient's access key) without being
+        stored; only a holder of the national key can compute it.
+        """
+        key = self._derived.get(purpose)
+        if key is None:
+            private = str(self._keys[0].as_dict(private=True)["d"])
+            key = self._derived[purpose] = hashlib.sha256(f"erx-derive:{purpose}:{private}".encode()).digest()
+        return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
     def jwks(self) -> dict[str, Any]:
         return {

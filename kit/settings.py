@@ -82,13 +82,20 @@ class Settings(BaseSettings):
     throttle_delay_seconds: float = 0.5
     # An address may hide several honest outlets (one NAT): it gets this many times the limits.
     throttle_address_factor: int = 4
+    # Unknown prescription codes: a quota per pharmacy (only its own token can spend it).
+    throttle_lookup_free_failures: int = 20
+    throttle_lookup_block_failures: int = 100
+    # A (client, address) pair that signed in lately is not refused there for others' guesses.
+    throttle_known_pair_seconds: int = 30 * 24 * 3600
 
     # Browser sessions of the consoles and the patient view (erx/web_session.py).
     web_session_idle_seconds: int = 30 * 60
     web_session_max_seconds: int = 8 * 3600
-    # Date-of-birth answers per prescription code: tighter than secrets, the space is small.
+    # The patient view, per prescription code: wrong access keys (any address) and, for the
+    # holder of the right key, wrong dates of birth, counted over a day (366 dates, 6 a day).
     patient_view_free_failures: int = 3
     patient_view_block_failures: int = 6
+    patient_view_window_seconds: int = 24 * 3600
 
     # Housekeeping (`erx maintenance purge`): how long a retry may still replay its first answer,
     # and how many rows one statement deletes (each batch is its own short transaction).

@@ -36,6 +36,7 @@ class Browser:
     """One browser: a cookie jar and an address, talking to the app over ASGI."""
 
     def __init__(self, app: FastAPI, address: str | None = None) -> None:
+        self.app = app
         self.address = address or new_address()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(self.address, 50000)), base_url="http://erx.test"
@@ -125,10 +126,23 @@ class Browser:
         signed = await self.pharmacist_sign_in(pharmacy)
         assert signed.status_code == 303, signed.text
 
-    async def open_rx(self, code: str, date_of_birth: str) -> httpx.Response:
+    def access_key(self, code: str) -> str:
+        """The key printed on the patient's paper of `code` (derived by this app's national key)."""
+        from eprescribe.prescriptions import service as prescriptions
+
+        canonical = prescriptions.canonical_code(code) or code
+        return prescriptions.patient_access_key(self.app.state.runtime.keyring, canonical)
+
+    async def open_rx(self, code: str, date_of_birth: str, key: str | None = None) -> httpx.Response:
+        """Open the patient page with the paper's key (or the `key` given) and a date of birth."""
         token = await self.form_token(f"/rx/{code}")
         return await self.client.post(
-            f"/rx/{code}", data={"date_of_birth": date_of_birth, "csrf_token": token}
+            f"/rx/{code}",
+            data={
+                "date_of_birth": date_of_birth,
+                "access_key": self.access_key(code) if key is None else key,
+                "csrf_token": token,
+            },
         )
 
 

@@ -240,6 +240,8 @@ GATEWAY_LIMITS: dict[str, Any] = {
     "throttle_block_failures": 4,
     "throttle_window_seconds": 3,
     "throttle_address_factor": 2,
+    "throttle_lookup_free_failures": 2,
+    "throttle_lookup_block_failures": 4,
     # Lets a test sign a prescription issued long enough ago to be past valid_until.
     "issued_at_max_age_seconds": 30 * 24 * 3600,
     # Every dispense is already outside the void window.

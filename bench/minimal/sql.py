@@ -8,7 +8,7 @@ renders one VALUES tuple or CASE branch per line, the limit apps pass the lines 
 
 lookup (GET /gateway/v1/prescriptions/{code}), one transaction, 4 statements + BEGIN/COMMIT:
     PHARMACY_BY_CODE      the token's client re-checked (status, credentials version)
-    THROTTLE_VERDICT      failures of this connection code and address in the window
+    THROTTLE_VERDICT      unknown codes of this pharmacy in the window (its own quota)
     PRESCRIPTION_WITH_LINES   header (names as printed) and lines, joined
     (PRODUCTS_NAMED_OR_KEYED  substitutes of the lines' keys: only on a miss of the system's
                           per-process catalogue cache, which the limit apps keep alike)
@@ -41,10 +41,11 @@ FACILITY_BY_CODE = (
     "SELECT facility.facility_code, facility.name, facility.province_code, facility.status, "
     "facility.credentials_version FROM facility WHERE facility.facility_code = $1::VARCHAR"
 )
+# The pharmacy's own quota of unknown codes (kit.throttle.lookup_subjects).
 THROTTLE_VERDICT = (
-    "SELECT throttle_counter.key, throttle_counter.window_start, throttle_counter.failures "
-    "FROM throttle_counter WHERE throttle_counter.key IN ($2::VARCHAR, $3::VARCHAR) "
-    "AND throttle_counter.window_start > $1::TIMESTAMP WITH TIME ZONE"
+    "SELECT throttle_counter.key, throttle_counter.expires_at, throttle_counter.failures "
+    "FROM throttle_counter WHERE throttle_counter.key IN ($2::VARCHAR) "
+    "AND throttle_counter.expires_at > $1::TIMESTAMP WITH TIME ZONE"
 )
 PRESCRIPTION_WITH_LINES = (
     "SELECT prescription.id, prescription.code, prescription.kind, prescription.status, "
@@ -65,9 +66,26 @@ PRESCRIPTION_WITH_LINES = (
     "ORDER BY prescription_item.line_no"
 )
 LOCK_PRESCRIPTION_WITH_LINES = PRESCRIPTION_WITH_LINES + " FOR UPDATE"
+# The chained append of kit.audit in one statement: the content digest, the chain head's upsert
+# and the entry (same parameters as a plain insert).
+_ACCESS_DIGEST = (
+    "encode(sha256(convert_to(concat_ws(chr(31), $2::VARCHAR, "
+    "to_char($1::TIMESTAMP WITH TIME ZONE AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "$3::VARCHAR, $4::VARCHAR, $5::VARCHAR, coalesce($6::VARCHAR, '')), 'UTF8')), 'hex')"
+)
 INSERT_ACCESS_LOG = (
-    "INSERT INTO access_log (at, prescription_code, actor_kind, actor_code, action, client_address) "
-    "VALUES ($1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, $6::VARCHAR) "
+    f"WITH digest AS (SELECT {_ACCESS_DIGEST} AS d), "
+    "head AS (INSERT INTO access_log_head (prescription_code, seq, prev_hash, entry_hash) "
+    "SELECT $2::VARCHAR, 1, '', encode(sha256(convert_to(':1:' || d, 'UTF8')), 'hex') FROM digest "
+    "ON CONFLICT (prescription_code) DO UPDATE SET seq = access_log_head.seq + 1, "
+    "prev_hash = access_log_head.entry_hash, "
+    "entry_hash = encode(sha256(convert_to(access_log_head.entry_hash || ':' || "
+    "CAST(access_log_head.seq + 1 AS VARCHAR) || ':' || (SELECT d FROM digest), 'UTF8')), 'hex') "
+    "RETURNING seq, prev_hash, entry_hash) "
+    "INSERT INTO access_log (at, prescription_code, actor_kind, actor_code, action, client_address, "
+    "seq, prev_hash, entry_hash) "
+    "SELECT $1::TIMESTAMP WITH TIME ZONE, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, $6::VARCHAR, "
+    "head.seq, head.prev_hash, head.entry_hash FROM head "
     "RETURNING access_log.id"
 )
 DRUG_COLUMNS = (

@@ -39,7 +39,6 @@ async def authenticate(
         secret,
         address=address,
         pace=pace,
-        answered_with_page=True,
     )
 
 

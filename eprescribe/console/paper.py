@@ -37,8 +37,8 @@ def _inline_svg(data: bytes) -> Markup:
 
 def patient_link(runtime: Runtime, code: str) -> tuple[str, str]:
     """The patient's own page of a prescription: the full link (for the QR) and a short one to type."""
-    base = runtime.settings.public_base_url.rstrip("/")
-    url = f"{base}/rx/{code}"
+    # The QR's link carries the patient's access key; the short one is typed with the key beside it.
+    url = prescriptions.patient_link(runtime.settings.public_base_url, runtime.keyring, code)
     parts = urlsplit(url)
     return url, f"{parts.netloc}{parts.path}"
 
@@ -68,6 +68,9 @@ async def _paper(
         "patient_qr_svg": _inline_svg(await prescriptions.qr_svg(url)),
         "patient_url": url,
         "patient_url_short": short,
+        "access_key": prescriptions.shown_access_key(
+            prescriptions.patient_access_key(runtime.keyring, p.code)
+        ),
         "age_months": months,
         "age_years": years,
         "months_until": MONTHS_UNTIL,

@@ -21,7 +21,7 @@ from eprescribe.registry.deps import CurrentFacility
 from kit.audit import AccessAction
 from kit.database import SessionDep
 from kit.errors import ERRORS
-from kit.runtime import RuntimeDep, client_address
+from kit.runtime import Runtime, RuntimeDep, client_address
 from kit.time import vn_time
 
 router = APIRouter(tags=["prescriptions"])
@@ -53,7 +53,7 @@ async def submit_prescription(
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 
-def _view(record: service.FacilityRead, base_url: str) -> PrescriptionView:
+def _view(record: service.FacilityRead, base_url: str, runtime: Runtime) -> PrescriptionView:
     p = record.prescription
     patient = {
         "full_name": p.patient_full_name,
@@ -88,16 +88,18 @@ def _view(record: service.FacilityRead, base_url: str) -> PrescriptionView:
         qr_text=p.qr_text,
         qr_png=f"{base_url}api/v1/prescriptions/{p.code}/qr.png",
         qr_svg=f"{base_url}api/v1/prescriptions/{p.code}/qr.svg",
+        patient_url=service.patient_link(runtime.settings.public_base_url, runtime.keyring, p.code),
+        patient_access_key=service.shown_access_key(service.patient_access_key(runtime.keyring, p.code)),
     )
 
 
 @router.get("/api/v1/prescriptions/{code}", response_model=PrescriptionView, responses=ERRORS)
 async def read_prescription(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep, runtime: RuntimeDep
 ) -> PrescriptionView:
     """Read a prescription this facility issued, with dispensed and remaining per line."""
     record = await service.read_for_facility(session, facility, code, address=client_address(request))
-    return _view(record, str(request.base_url))
+    return _view(record, str(request.base_url), runtime)
 
 
 async def _qr(
@@ -141,11 +143,16 @@ async def prescription_qr_svg(
     responses=ERRORS,
 )
 async def cancel_prescription(
-    code: str, body: CancelRequest, request: Request, facility: CurrentFacility, session: SessionDep
+    code: str,
+    body: CancelRequest,
+    request: Request,
+    facility: CurrentFacility,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> PrescriptionView:
     """Cancel a prescription of this facility while nothing of it is dispensed."""
     record = await service.cancel(session, facility, code, body.reason, client_address(request))
-    return _view(record, str(request.base_url))
+    return _view(record, str(request.base_url), runtime)
 
 
 @router.get(

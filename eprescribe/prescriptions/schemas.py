@@ -157,6 +157,9 @@ class PrescriptionView(BaseModel):
     qr_text: str
     qr_png: str
     qr_svg: str
+    # For the patient's copy only: their page's link (access key included) and the key itself.
+    patient_url: str
+    patient_access_key: str
 
 
 class AccessLogView(BaseModel):

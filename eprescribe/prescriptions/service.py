@@ -3,6 +3,8 @@ ledger that dispensing moves. No HTTP here, and nothing commits."""
 
 from __future__ import annotations
 
+import base64
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eprescribe.prescriptions import codes, qr, repository
+from eprescribe.prescriptions import codes, qr, repository, signature
 from eprescribe.prescriptions.exceptions import PrescriptionConflict, PrescriptionNotFound
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem
 from eprescribe.prescriptions.policy import age_in_months
@@ -48,10 +50,12 @@ __all__ = [
     "PatientQuery",
     "Translate",
     "access_entries",
+    "access_key_matches",
     "access_log",
     "age_in_months",
     "cancel",
     "canonical_code",
+    "check_stored_signatures",
     "code_from_scanned",
     "dispensable",
     "find",
@@ -60,7 +64,9 @@ __all__ = [
     "lock",
     "move_quantities",
     "open_for_patient",
+    "patient_access_key",
     "patient_history",
+    "patient_link",
     "policy_for_forms",
     "qr_matches",
     "qr_svg",
@@ -68,6 +74,7 @@ __all__ = [
     "read_for_patient",
     "recent_for_prescriber",
     "search_diagnoses",
+    "shown_access_key",
     "status_at",
     "submit",
     "submit_mapped",
@@ -331,6 +338,36 @@ async def move_quantities(
 
 
 # ---- the patient --------------------------------------------------------------------------------
+
+
+check_stored_signatures = signature.check_stored
+
+# The patient's access key: 12 characters of base32 (60 bits), printed only on the patient's
+# paper and in its link; a pharmacy's lookup never shows it.
+ACCESS_KEY_LENGTH = 12
+_ACCESS_KEY_PURPOSE = "patient-access"
+
+
+def patient_access_key(keyring: KeyRing, code: str) -> str:
+    """The access key of a prescription's patient page (derived, so the paper can be reprinted)."""
+    digest = keyring.derive(_ACCESS_KEY_PURPOSE, code)
+    return base64.b32encode(digest).decode()[:ACCESS_KEY_LENGTH]
+
+
+def shown_access_key(key: str) -> str:
+    """`ABCDEFGHJKLM` -> `ABCD-EFGH-JKLM`, easier to read off the paper."""
+    return "-".join(key[i : i + 4] for i in range(0, len(key), 4))
+
+
+def access_key_matches(keyring: KeyRing, code: str, typed: str) -> bool:
+    """Whether a typed or linked key is this prescription's (spaces, dashes and case ignored)."""
+    cleaned = "".join(ch for ch in typed.upper() if ch.isalnum())
+    return hmac.compare_digest(cleaned.encode(), patient_access_key(keyring, code).encode())
+
+
+def patient_link(base_url: str, keyring: KeyRing, code: str) -> str:
+    """The patient's own page of a prescription, key included (the QR on the patient's paper)."""
+    return f"{base_url.rstrip('/')}/rx/{code}?k={patient_access_key(keyring, code)}"
 
 
 async def open_for_patient(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from eprescribe.prescriptions.exceptions import SignatureRejected
+from eprescribe.prescriptions.models import Prescription
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PrescriberRecord
 from kit.errors import InvalidContent, field_error
@@ -87,3 +91,71 @@ async def verify(session: AsyncSession, compact: str, facility_code: str) -> Sig
     if not isinstance(payload, dict):
         raise InvalidContent.field(["payload"], "the payload must be a JSON object")
     return SignedPayload(prescriber, payload, payload_digest(compact), works_here)
+
+
+@dataclass(frozen=True)
+class BadSignature:
+    code: str
+    reason: str
+
+
+async def check_stored(
+    session: AsyncSession, advance: Callable[[int], None] | None = None, *, batch: int = 1000
+) -> tuple[int, list[BadSignature]]:
+    """Verify every stored prescription's JWS again with its prescriber's registered key.
+
+    After a restore this proves the prescriptions are the ones their prescribers signed: the
+    signature verifies, its `kid` is the row's prescriber, its payload names the row's
+    facility and kind, and its digest is the row's.
+    """
+    keys: dict[str, ECKey | None] = {}
+    bad: list[BadSignature] = []
+    checked, after = 0, ""
+    while True:
+        rows = (
+            await session.execute(
+                select(
+                    Prescription.code,  # type: ignore[call-overload]
+                    Prescription.prescriber_id,
+                    Prescription.facility_code,
+                    Prescription.kind,
+                    Prescription.jws,
+                    Prescription.payload_digest,
+                )
+                .where(col(Prescription.code) > after)
+                .order_by(col(Prescription.code))
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return checked, bad
+        for row in rows:
+            if row.prescriber_id not in keys:
+                found = await registry.get_prescriber(session, row.prescriber_id)
+                keys[row.prescriber_id] = ECKey.import_key(found.public_jwk) if found else None
+            reason = _stored_problem(row, keys[row.prescriber_id])
+            if reason is not None:
+                bad.append(BadSignature(row.code, reason))
+            checked += 1
+        after = rows[-1].code
+        if advance is not None:
+            advance(len(rows))
+
+
+def _stored_problem(row: Any, key: ECKey | None) -> str | None:
+    if key is None:
+        return "its prescriber is not registered"
+    try:
+        if peek_header(row.jws).get("kid") != row.prescriber_id:
+            return "the signature names another prescriber"
+        verified = jws.deserialize_compact(row.jws, key, algorithms=SIGNING_ALGORITHMS)
+        payload = json.loads(verified.payload)
+    except (JoseError, ValueError, UnicodeDecodeError):
+        return "the signature does not verify with the prescriber's key"
+    if not isinstance(payload, dict) or payload.get("facility_code") != row.facility_code:
+        return "the signed payload names another facility"
+    if payload.get("kind") != row.kind:
+        return "the signed payload names another kind"
+    if payload_digest(row.jws) != row.payload_digest:
+        return "the stored digest is not the signed payload's"
+    return None

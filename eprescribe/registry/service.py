@@ -139,22 +139,30 @@ async def authenticate(
     *,
     address: str,
     pace: throttle.Pace,
-    answered_with_page: bool = False,
 ) -> Principal:
-    """Check client credentials behind the guessing throttle, per client id and per address.
+    """Check client credentials behind the guessing throttle, per (client id, address) and address.
 
-    Blocked: 429 with Retry-After. Slowed: the answer waits (after the transaction ends). Every
-    failure looks the same to the caller and is counted; `answered_with_page` says the caller
-    answers it with a page (its transaction commits) rather than with an error.
+    The attempt is counted before the secret is checked (one atomic statement), so parallel
+    guesses cannot slip past the limit; past it the answer is 429 with Retry-After unless this
+    client signed in from this address lately. A right secret gives its attempt back: the owner
+    is never refused for a stranger's guesses from elsewhere.
     """
     client_id = client_id.strip()
-    keys = throttle.subjects(runtime.settings, connection_code=client_id, address=address)
-    attempt = await throttle.guard(session, runtime.settings, keys, pace)
+    settings = runtime.settings
+    keys = throttle.secret_subjects(settings, client_id=client_id, address=address)
+    known = throttle.known_key(client_id, address)
+    found, is_known = await throttle.take(session, keys, known=known)
+    if found.blocked and not is_known:
+        raise throttle.refuse(found)
+    if found.slowed:
+        pace.slow_down(settings.throttle_delay_seconds)
     client = await _client(session, kind, client_id)
     ok = await runtime.hasher.verify(client.secret_hash if client else None, secret)
     if client is None or not ok or client.status != ClientStatus.ACTIVE:
-        await attempt.failed(refused_with_error=not answered_with_page)
+        # Counted already; a wrong secret is always answered late (gematik: delay on failure).
+        pace.slow_down(settings.throttle_delay_seconds)
         raise InvalidClient()
+    await throttle.give_back(session, keys, known=known, known_seconds=settings.throttle_known_pair_seconds)
     return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
 
 
@@ -416,8 +424,15 @@ async def authenticate_prescriber(
     one, a prescriber or facility not active, or a prescriber not registered at that facility.
     """
     facility_code, prescriber_id = facility_code.strip().upper(), prescriber_id.strip().upper()
-    keys = throttle.subjects(runtime.settings, connection_code=prescriber_id, address=address)
-    attempt = await throttle.guard(session, runtime.settings, keys, pace)
+    settings = runtime.settings
+    # The same sequence as every other secret: counted first, per (prescriber, address) and address.
+    keys = throttle.secret_subjects(settings, client_id=prescriber_id, address=address)
+    known = throttle.known_key(prescriber_id, address)
+    found, is_known = await throttle.take(session, keys, known=known)
+    if found.blocked and not is_known:
+        raise throttle.refuse(found)
+    if found.slowed:
+        pace.slow_down(settings.throttle_delay_seconds)
     prescriber = await repository.get_prescriber(session, prescriber_id)
     ok = await runtime.hasher.verify(prescriber.password_hash if prescriber else None, password)
     facility = await repository.get_facility(session, facility_code) if ok else None
@@ -429,8 +444,9 @@ async def authenticate_prescriber(
         or facility.status != ClientStatus.ACTIVE
         or not await repository.prescriber_works_at(session, prescriber_id, facility_code)
     ):
-        await attempt.failed(refused_with_error=True)
+        pace.slow_down(settings.throttle_delay_seconds)
         raise InvalidClient()
+    await throttle.give_back(session, keys, known=known, known_seconds=settings.throttle_known_pair_seconds)
     return Principal(
         kind=ClientKind.PRESCRIBER,
         client_id=prescriber_principal_id(facility_code, prescriber_id),

@@ -37,7 +37,6 @@ async def authenticate(
         secret,
         address=address,
         pace=pace,
-        answered_with_page=True,
     )
 
 

@@ -110,12 +110,13 @@ async def _resolve(
 ) -> PrescriptionRecord:
     """Find the prescription a typed code or scanned QR names, counting and logging misses.
 
-    A miss is a possible guess: it is counted for throttling and logged even though the
+    A miss is a possible guess: it is answered late, counted against this pharmacy's own quota
+    (only its token can spend it; a miss never touches a sign-in) and logged even though the
     request then rolls back (both are rewritten in a transaction of its own). `finder` reads
     (a lookup) or locks (a dispense) the prescription of a canonical code.
     """
     marker = access_marker(text)
-    keys = throttle.subjects(runtime.settings, connection_code=pharmacy.connection_code, address=address)
+    keys = throttle.lookup_subjects(runtime.settings, client_id=pharmacy.connection_code)
     try:
         attempt = await throttle.guard(session, runtime.settings, keys, pace)
     except Throttled:
@@ -183,6 +184,7 @@ async def lookup(
         pace=pace,
         finder=lambda code: prescriptions.find(session, code),
     )
+    await _require_licence(session, pharmacy, found, AccessAction.LOOKUP, address)
     await _log(session, pharmacy, found.code, AccessAction.LOOKUP, address)
     metrics.LOOKUPS.labels("found").inc()
     substitutes = await catalogue.substitutes_by_keys(session, [line.key for line in found.lines])
@@ -309,23 +311,30 @@ def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: Presc
 async def _check_dispensable(
     session: AsyncSession, pharmacy: PharmacyRecord, locked: PrescriptionRecord, address: str, now: datetime
 ) -> None:
-    """Refuse a prescription that may no longer be dispensed, or not by this outlet."""
+    """Refuse a prescription that is not this outlet's to dispense, or may no longer be dispensed."""
+    await _require_licence(session, pharmacy, locked, AccessAction.DISPENSE, address)
     if not prescriptions.dispensable(locked, now):
         raise NotDispensable(
             f"{locked.code} is {locked.status_at(now)}; only an active or partially dispensed prescription "
             "within its validity can be dispensed"
         )
-    if locked.kind in CONTROLLED_KINDS and not pharmacy.controlled_licence:
+
+
+async def _require_licence(
+    session: AsyncSession,
+    pharmacy: PharmacyRecord,
+    found: PrescriptionRecord,
+    action: AccessAction,
+    address: str,
+) -> None:
+    """A narcotic or psychotropic prescription is neither shown nor dispensed without a controlled licence."""
+    if found.kind in CONTROLLED_KINDS and not pharmacy.controlled_licence:
         await _log(
-            session,
-            pharmacy,
-            locked.code,
-            audit.refused(AccessAction.DISPENSE, Refusal.DENIED),
-            address,
-            durable=True,
+            session, pharmacy, found.code, audit.refused(action, Refusal.DENIED), address, durable=True
         )
         raise ControlledLicenceRequired(
-            "Narcotic and psychotropic prescriptions are dispensed only by outlets with a controlled licence"
+            "Narcotic and psychotropic prescriptions are read and dispensed only by outlets with a "
+            "controlled licence"
         )
 
 

@@ -1,8 +1,11 @@
-"""The patient's own view of a prescription: `/rx/{code}`, opened with the date of birth.
+"""The patient's own view of a prescription: `/rx/{code}`, opened with its key and date of birth.
 
-The code and the date of birth together are the secret. Wrong answers are throttled per code
-and per address; every attempt and every read is written to the access log as a "patient"
-entry, and the page shows that log back: who looked, and when.
+A pharmacy's lookup shows the birth year, so the code and the date of birth are no secret from
+a pharmacy: the page also asks for the access key printed only on the patient's paper (in the
+link of its patient QR). Wrong keys are throttled per code and per address; wrong dates of birth
+with the right key have a counter of their own, so a stranger cannot lock the patient out.
+The page shows what the patient needs (no diagnoses, the name as initials); every attempt and
+every read is written to the access log as a "patient" entry, and the page shows that log back.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from eprescribe.catalogue import service as catalogue
 from eprescribe.prescriptions import service as prescriptions
 from eprescribe.prescriptions.schemas import PrescriptionRecord
 from eprescribe.registry import service as registry
-from kit import throttle, web, web_session
-from kit.audit import AccessLogEntry, ActorKind, Refusal
+from kit import audit, throttle, web, web_session
+from kit.audit import AccessAction, AccessLogEntry, ActorKind, Refusal
 from kit.database import SessionDep
-from kit.errors import Throttled
 from kit.runtime import RuntimeDep, client_address
 from kit.settings import Settings
 from kit.throttle import PaceDep
@@ -43,20 +45,34 @@ router = APIRouter(include_in_schema=False)
 OFFERS_LIMIT = 10
 
 
-def _subjects(settings: Settings, code: str, address: str) -> list[throttle.Subject]:
-    """Count wrong dates of birth per prescription code and, with wider limits, per address."""
+def _key_subjects(settings: Settings, code: str, address: str) -> list[throttle.Subject]:
+    """Wrong access keys: per prescription code from every address, and per address."""
     factor = max(1, settings.throttle_address_factor)
     return [
         throttle.Subject(
-            ("rx:" + code.strip().upper())[: throttle.MAX_KEY_LENGTH],
+            ("rx:" + code)[: throttle.MAX_KEY_LENGTH],
             settings.patient_view_free_failures,
             settings.patient_view_block_failures,
+            settings.throttle_window_seconds,
         ),
         throttle.Subject(
             throttle.address_key(address),
             settings.throttle_free_failures * factor,
             settings.throttle_block_failures * factor,
+            settings.throttle_window_seconds,
         ),
+    ]
+
+
+def _birth_subjects(settings: Settings, code: str) -> list[throttle.Subject]:
+    """Wrong dates of birth with the right key: only a holder of the paper can spend these."""
+    return [
+        throttle.Subject(
+            ("rxk:" + code)[: throttle.MAX_KEY_LENGTH],
+            settings.patient_view_free_failures,
+            settings.patient_view_block_failures,
+            settings.patient_view_window_seconds,
+        )
     ]
 
 
@@ -81,6 +97,7 @@ def _ask_page(
     request: Request,
     code: str,
     *,
+    key: str = "",
     error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
@@ -91,7 +108,15 @@ def _ask_page(
         "patient_ask.html",
         code,
         "",
-        {"code": code, "action": _url(code), "form_token": token, "error": error},
+        {
+            "code": code,
+            "action": _url(code),
+            "form_token": token,
+            "error": error,
+            # From the paper's link: carried in the form, not shown.
+            "access_key": key,
+            "key_length": prescriptions.ACCESS_KEY_LENGTH + 2,
+        },
         status_code=status_code,
         headers=headers,
     )
@@ -99,10 +124,23 @@ def _ask_page(
     return response
 
 
+def _linked_key(text: str | None) -> str:
+    """The key a link carried, if it looks like one (anything else is dropped, never echoed)."""
+    cleaned = "".join(ch for ch in (text or "").upper() if ch.isalnum())
+    return cleaned if len(cleaned) == prescriptions.ACCESS_KEY_LENGTH and cleaned.isalnum() else ""
+
+
 def code_in(text: str) -> str | None:
     """The prescription code in what a patient typed or pasted: the code, the QR text or the link."""
-    text = text.strip().rstrip("/")
+    text = text.strip().split("?", 1)[0].rstrip("/")
     return prescriptions.code_from_scanned(text.rsplit("/", 1)[-1]) if text else None
+
+
+def key_in(text: str) -> str:
+    """The access key a pasted link carries (`?k=`), if any."""
+    query = text.strip().split("?", 1)[1] if "?" in text else ""
+    pairs = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    return _linked_key(pairs.get("k"))
 
 
 @router.get("/rx")
@@ -112,7 +150,8 @@ async def open_page(request: Request, code: Annotated[str | None, Query(max_leng
     if code is not None:
         found = code_in(code)
         if found is not None:
-            return RedirectResponse(_url(found), status_code=303)
+            key = key_in(code)
+            return RedirectResponse(_url(found) + (f"?k={key}" if key else ""), status_code=303)
         error = web.MESSAGES.text(web.choose_language(request).lang, "rx.open.bad_code")
     return site.render(
         request,
@@ -131,33 +170,73 @@ async def answer(
     session: SessionDep,
     runtime: RuntimeDep,
     date_of_birth: Annotated[str, Form(max_length=20)],
+    access_key: Annotated[str, Form(max_length=40)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Check the date of birth; a right answer opens a short patient session for this code only."""
+    """Check the access key and the full date of birth; right, they open a session for this code.
+
+    A wrong key is counted per code (from any address) and per address; it never counts
+    against the holder of the right key, whose wrong dates of birth have a counter of their
+    own: a stranger cannot lock the patient out, and changing address gains a guesser nothing.
+    Every failure gets the same answer, whichever part was wrong.
+    """
     web_session.check_form_token(request, csrf_token)
     t = web.MESSAGES.translator(web.choose_language(request).lang)
-    shown = prescriptions.canonical_code(code) or code.strip()
+    canonical = prescriptions.canonical_code(code)
+    shown = canonical or code.strip()[:20]
     settings = runtime.settings
     address = client_address(request)
-    try:
-        attempt = await throttle.guard(session, settings, _subjects(settings, shown, address), pace)
-    except Throttled as refused:
-        return _ask_page(
-            request, shown, error=t("rx.ask.throttled"), status_code=429, headers=refused.headers
-        )
+    kept_key = _linked_key(access_key)
     # Typed the Vietnamese way (20/06/1985) or as the ISO day some browsers' date pickers send.
     born = parse_day(date_of_birth)
     if born is None:
-        return _ask_page(request, shown, error=t("rx.ask.bad_date"), status_code=422)
-    found = await prescriptions.open_for_patient(session, shown, born, address=address)
-    if found is None:
-        # The page answers, so the transaction commits with the count in it.
-        await attempt.failed(refused_with_error=False)
+        return _ask_page(request, shown, key=kept_key, error=t("rx.ask.bad_date"), status_code=422)
+    if canonical is None or not prescriptions.access_key_matches(runtime.keyring, canonical, access_key):
+        # Nothing to check beyond the key: count it (the page answers, so the count commits).
+        pace.slow_down(settings.throttle_delay_seconds)
+        found = await throttle.count_failure(session, _key_subjects(settings, shown, address))
+        if canonical is not None:
+            await audit.record_access(
+                session,
+                prescription_code=canonical,
+                actor_kind=ActorKind.PATIENT,
+                actor_code=ActorKind.PATIENT.value,
+                action=audit.refused(AccessAction.PATIENT_SIGN_IN, Refusal.DENIED),
+                client_address=address,
+            )
+        if found.blocked:
+            throttle.refuse(found)
+            return _ask_page(
+                request,
+                shown,
+                error=t("rx.ask.throttled"),
+                status_code=429,
+                headers={"Retry-After": str(found.retry_after)},
+            )
         return _ask_page(request, shown, error=t("rx.ask.wrong"), status_code=401)
+    subjects = _birth_subjects(settings, canonical)
+    taken, _ = await throttle.take(session, subjects)
+    if taken.blocked:
+        throttle.refuse(taken)
+        return _ask_page(
+            request,
+            shown,
+            key=kept_key,
+            error=t("rx.ask.throttled"),
+            status_code=429,
+            headers={"Retry-After": str(taken.retry_after)},
+        )
+    opened = await prescriptions.open_for_patient(session, canonical, born, address=address)
+    if opened is None:
+        pace.slow_down(settings.throttle_delay_seconds)
+        return _ask_page(request, shown, key=kept_key, error=t("rx.ask.wrong"), status_code=401)
+    await throttle.give_back(session, subjects, known=None, known_seconds=0)
     await web_session.end_raw(session, web_session.session_cookie(request))
     await web_session.purge_expired(session)
-    raw, _ = await web_session.open_session(session, settings, kind=SessionKind.PATIENT, client_id=found.code)
-    response = RedirectResponse(_url(found.code), status_code=303)
+    raw, _ = await web_session.open_session(
+        session, settings, kind=SessionKind.PATIENT, client_id=opened.code
+    )
+    response = RedirectResponse(_url(opened.code), status_code=303)
     web_session.set_session_cookie(response, request, raw)
     return response
 
@@ -265,6 +344,7 @@ async def view(
     session: SessionDep,
     runtime: RuntimeDep,
     province: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
+    k: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Show the prescription, what was dispensed where, who looked, and where the rest costs least."""
     canonical = prescriptions.canonical_code(code)
@@ -272,7 +352,7 @@ async def view(
         session, runtime.settings, web_session.session_cookie(request), SessionKind.PATIENT
     )
     if canonical is None or row is None or row.client_id != canonical:
-        return _ask_page(request, canonical or code.strip())
+        return _ask_page(request, canonical or code.strip()[:20], key=_linked_key(k))
     found = await prescriptions.read_for_patient(session, canonical, address=client_address(request))
     if found is None:
         return _ask_page(request, canonical)
@@ -293,6 +373,7 @@ async def view(
         row.csrf_token,
         {
             "p": found,
+            "initials": dispensing.initials(found.patient.full_name),
             "status": found.status_at(utcnow()),
             "prescriber_name": found.prescriber_name,
             "dispenses": dispenses,

@@ -35,6 +35,7 @@ DISTRIBUTED = {
     "dispense": "prescription_code",
     "dispense_line": "prescription_code",
     "access_log": "prescription_code",
+    "access_log_head": "prescription_code",
     "prescription_payload": "payload_digest",
     "idempotency_record": "scope",
 }
@@ -51,7 +52,14 @@ REFERENCE = {
     "web_session",
 }
 LOCAL = {"price_listing", "price_history", "price_count", "price_drug_count"}
-CO_LOCATED = {"prescription", "prescription_item", "dispense", "dispense_line", "access_log"}
+CO_LOCATED = {
+    "prescription",
+    "prescription_item",
+    "dispense",
+    "dispense_line",
+    "access_log",
+    "access_log_head",
+}
 
 STUBS = r"""
 CREATE SCHEMA citus_stub;

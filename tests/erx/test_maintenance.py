@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from kit import maintenance
+from kit import audit, maintenance
 from kit.audit import AccessLogEntry
 from kit.idempotency import IdempotencyRecord
 from kit.throttle import ThrottleCounter
@@ -48,18 +48,17 @@ class TestPurge:
             for name, age in (("old-1", retention + timedelta(minutes=5)), ("old-2", retention * 3)):
                 session.add(IdempotencyRecord(scope="s", key=name, request_hash="h", created_at=now - age))
             session.add(IdempotencyRecord(scope="s", key="fresh", request_hash="h", created_at=now))
-            session.add(ThrottleCounter(key="addr:stale", window_start=now - window * 2, failures=9))
-            session.add(ThrottleCounter(key="addr:live", window_start=now, failures=9))
+            session.add(ThrottleCounter(key="addr:stale", expires_at=now - window, failures=9))
+            session.add(ThrottleCounter(key="addr:live", expires_at=now + window, failures=9))
             session.add(session_row("expired", -timedelta(minutes=1)))
             session.add(session_row("live", timedelta(minutes=20)))
-            session.add(
-                AccessLogEntry(
-                    at=now - timedelta(days=400),
-                    prescription_code="01001AAAAAAA-c",
-                    actor_kind="pharmacy",
-                    actor_code="P1",
-                    action="lookup",
-                )
+            await audit.record_access(
+                session,
+                prescription_code="01001AAAAAAA-c",
+                actor_kind=audit.ActorKind.PHARMACY,
+                actor_code="P1",
+                action="lookup",
+                at=now - timedelta(days=400),
             )
         log_before = await count(harness, AccessLogEntry)
 

@@ -1,4 +1,5 @@
-"""The patient's own view: date of birth as the key, what was dispensed where, who looked, the basket."""
+"""The patient's own view: the paper's access key and the date of birth, what was dispensed where,
+who looked, the basket; guessing limits that lock no patient out."""
 
 from __future__ import annotations
 
@@ -82,7 +83,11 @@ class TestOpening:
         assert opened.status_code == 303
         assert opened.headers["location"] == f"/rx/{code}"
         view = await browser.get(f"/rx/{code}")
-        assert "Trần Thị Bình" in view.text
+        # Minimised: initials, no date of birth, no diagnoses, no identity numbers.
+        assert "data-initials>T. T. B.<" in view.text
+        assert "Trần Thị Bình" not in view.text
+        assert "15/03/1980" not in view.text and "1980-03-15" not in view.text
+        assert "J06.9" not in view.text
         assert "data-remaining>10<" in view.text
         assert "001180012345" not in view.text and "DN4010112345678" not in view.text
 
@@ -214,8 +219,66 @@ class TestWhatTheViewShows:
         assert "Who has looked at it" in view.text and "Where the rest costs least" in view.text
 
 
+class TestTheAccessKey:
+    async def test_the_code_and_the_date_of_birth_alone_open_nothing(
+        self, api: Api, browsers: Browsers
+    ) -> None:
+        """What a pharmacy can learn (code, name, birth year; even the full date) is not enough."""
+        w = await api.world()
+        code = (await api.prescribe(w))["code"]
+        browser = browsers()
+        for key in ("", "AAAAAAAAAAAA", browser.access_key(code)[:-1] + "Z"):
+            refused = await browser.open_rx(code, DOB, key=key)
+            assert refused.status_code in (401, 422)
+            assert browser.session_cookie is None
+        looked = await api.client.get(
+            f"/gateway/v1/prescriptions/{code}", headers=(await api.pharmacy()).headers
+        )
+        assert browser.access_key(code) not in looked.text
+
+    async def test_the_papers_link_carries_the_key_and_only_the_date_is_asked(
+        self, api: Api, browsers: Browsers
+    ) -> None:
+        w = await api.world()
+        code = (await api.prescribe(w))["code"]
+        view = await api.client.get(f"/api/v1/prescriptions/{code}", headers=w.facility.headers)
+        link = view.json()["patient_url"]
+        browser = browsers()
+        key = browser.access_key(code)
+        assert link.endswith(f"/rx/{code}?k={key}")
+        assert view.json()["patient_access_key"].replace("-", "") == key
+        page = await browser.get(f"/rx/{code}?k={key}")
+        assert f'name="access_key" value="{key}"' in page.text and 'type="hidden"' in page.text
+        # Typed from the paper: dashes, spaces and case do not matter.
+        typed = f" {key[:4].lower()}-{key[4:8]} {key[8:]} "
+        assert (await browser.open_rx(code, "15/03/1980", key=typed)).status_code == 303
+
+    async def test_a_junk_key_in_the_link_is_not_echoed(self, api: Api, browsers: Browsers) -> None:
+        w = await api.world()
+        code = (await api.prescribe(w))["code"]
+        page = await browsers().get(f'/rx/{code}?k="><script>x</script>')
+        assert page.status_code == 200 and "<script>x" not in page.text
+        assert 'name="access_key" value=' not in page.text
+
+
 class TestThrottle:
-    async def test_wrong_dates_are_throttled_per_code(
+    async def test_wrong_keys_are_refused_per_code_from_any_address_but_not_the_patient(
+        self, tuned_consoles: Harness, tuned_browsers: Browsers
+    ) -> None:
+        api = tuned_consoles.api
+        w: World = await api.world()
+        code = (await api.prescribe(w))["code"]
+        for _ in range(3):
+            # A new address for every guess: the code's own counter refuses them all the same.
+            assert (await tuned_browsers().open_rx(code, DOB, key="WRONGWRONG12")).status_code == 401
+        blocked = await tuned_browsers().open_rx(code, DOB, key="WRONGWRONG13")
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+        # The patient, with the paper's key, opens it all the same.
+        patient = tuned_browsers()
+        assert (await patient.open_rx(code, DOB)).status_code == 303
+        assert patient.session_cookie is not None
+
+    async def test_wrong_dates_with_the_right_key_are_limited_per_code(
         self, tuned_consoles: Harness, tuned_browsers: Browsers
     ) -> None:
         api = tuned_consoles.api
@@ -227,14 +290,14 @@ class TestThrottle:
         assert statuses == [401, 401, 401]
         blocked = await browser.open_rx(code, DOB)
         assert blocked.status_code == 429
-        assert int(blocked.headers["retry-after"]) >= 1
+        assert 1 <= int(blocked.headers["retry-after"]) <= tuned_consoles.settings.patient_view_window_seconds
         assert browser.session_cookie is None
-        # From another address the code stays blocked: it is the code that was guessed at.
+        # From another address the code stays refused: it is the code that was guessed at.
         assert (await tuned_browsers().open_rx(code, DOB)).status_code == 429
         # Another prescription from this address still opens.
         assert (await browser.open_rx(other, DOB)).status_code == 303
 
-    async def test_an_address_guessing_across_codes_is_throttled(
+    async def test_an_address_guessing_keys_across_codes_is_throttled(
         self, tuned_consoles: Harness, tuned_browsers: Browsers
     ) -> None:
         api = tuned_consoles.api
@@ -245,9 +308,10 @@ class TestThrottle:
             tuned_consoles.settings.throttle_block_failures * tuned_consoles.settings.throttle_address_factor
         )
         for n in range(limit):
-            assert (await browser.open_rx(f"01001{n:07d}-c", DOB)).status_code == 401
-        assert (await browser.open_rx(code, DOB)).status_code == 429
-        assert (await tuned_browsers().open_rx(code, DOB)).status_code == 303
+            assert (await browser.open_rx(f"01001{n:07d}-c", DOB, key="WRONGWRONG12")).status_code == 401
+        assert (await browser.open_rx(code, DOB, key="WRONGWRONG12")).status_code == 429
+        # The right key still opens from this very address.
+        assert (await browser.open_rx(code, DOB)).status_code == 303
 
 
 class TestConsoleActionsInTheLog:
