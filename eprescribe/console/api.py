@@ -316,7 +316,7 @@ async def submit(
         facility=found.facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )
     answer = dict(outcome.body)
     if "code" in answer:

@@ -48,7 +48,7 @@ async def submit_prescription(
         facility=facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -93,11 +93,11 @@ def _view(record: service.FacilityRead, base_url: str) -> PrescriptionView:
 
 @router.get("/api/v1/prescriptions/{code}", response_model=PrescriptionView, responses=ERRORS)
 async def read_prescription(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
+    code: str, request: Request, facility: CurrentFacility, session: SessionDep, runtime: RuntimeDep
 ) -> PrescriptionView:
     """Read a prescription this facility issued, with dispensed and remaining per line."""
     record = await service.read_for_facility(session, facility, code, address=client_address(request))
-    return _view(record, str(request.base_url))
+    return _view(record, runtime.settings.public_url)
 
 
 async def _qr(
@@ -141,11 +141,16 @@ async def prescription_qr_svg(
     responses=ERRORS,
 )
 async def cancel_prescription(
-    code: str, body: CancelRequest, request: Request, facility: CurrentFacility, session: SessionDep
+    code: str,
+    body: CancelRequest,
+    request: Request,
+    facility: CurrentFacility,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> PrescriptionView:
     """Cancel a prescription of this facility while nothing of it is dispensed."""
     record = await service.cancel(session, facility, code, body.reason, client_address(request))
-    return _view(record, str(request.base_url))
+    return _view(record, runtime.settings.public_url)
 
 
 @router.get(

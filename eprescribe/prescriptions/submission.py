@@ -57,7 +57,7 @@ async def _store(
 ) -> idempotency.Answer:
     now = utcnow()
     signed = await signature.verify(session, compact, facility.facility_code)
-    payload = parse_payload(signed.payload)
+    payload = parse_payload(signed.raw)
     _authorise(facility, signed, payload)
     _check_issued_at(payload, now, runtime.settings)
     await checks.check_policy(session, payload, signed.prescriber)
@@ -87,9 +87,10 @@ async def _store(
     return idempotency.Answer(201, created_body(code, valid_until, base_url))
 
 
-def parse_payload(raw: dict[str, Any]) -> PrescriptionPayload:
+def parse_payload(raw: bytes) -> PrescriptionPayload:
+    """Validate the signed JSON strictly: no coercion (`"2"` or `true` is no quantity), offsets required."""
     try:
-        return PrescriptionPayload.model_validate(raw)
+        return PrescriptionPayload.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         errors = [field_error(["payload", *e["loc"]], e["msg"]) for e in exc.errors()]
         raise InvalidContent.from_errors(errors) from exc

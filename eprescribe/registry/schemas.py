@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kit.fields import NonEmpty, Strict
+from kit.fields import NonEmpty, PersonName, Strict
 
 
 class ClientStatus(StrEnum):
@@ -51,7 +51,7 @@ class FacilityCreated(BaseModel):
 
 
 class PrescriberCreate(Strict):
-    full_name: NonEmpty
+    full_name: PersonName
     license_no: Annotated[str, Field(min_length=3, max_length=64)]
     facility_codes: Annotated[list[FacilityCode], Field(min_length=1, max_length=50)]
     public_jwk: dict[str, Any]
