@@ -32,6 +32,8 @@ class AccessAction(StrEnum):
     CANCEL = "cancel"
     READ_ACCESS_LOG = "read_access_log"
     CONSOLE_PRINT = "console_print"
+    # A console list that shows the patient's name (the prescriber's recent prescriptions).
+    CONSOLE_LIST = "console_list"
     LOOKUP = "lookup"
     DISPENSE = "dispense"
     DISPENSE_VOID = "dispense_void"
