@@ -6,7 +6,7 @@ process (httpx over ASGI, no sockets) on the seeded bench database, and beside i
 limit app of `bench/minimal` (same SQL, no framework), in alternating rounds. It prints, per
 scenario, the best round's CPU time per request of each (this process's CPU time, minus what an
 empty `/healthz` costs the same way: the transport), their ratio, and the system's database round
-trips per request (statements plus BEGIN and COMMIT, counted with SQLAlchemy events). The best of
+trips per request (statements counted by asyncpg's query log, plus BEGIN and COMMIT). The best of
 several rounds drops the time stolen by neighbours; use it to compare two versions of the code.
 `make bench` measures throughput.
 """
@@ -14,8 +14,10 @@ several rounds drops the time stolen by neighbours; use it to compare two versio
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import random
 import time
 from collections.abc import AsyncIterator
@@ -50,11 +52,14 @@ class Target:
 
     client: httpx.AsyncClient
     trips: list[int]
+    profile: cProfile.Profile | None = None
 
     async def cost(self, requests: list[Request], tokens: list[str]) -> tuple[float, float, int]:
         """(CPU µs, round trips, answers not 2xx) per request over `requests`, sent one by one."""
         failures = 0
         self.trips[0] = 0
+        if self.profile is not None:
+            self.profile.enable()
         start = time.process_time()
         for request in requests:
             headers = {"Authorization": f"Bearer {tokens[request.token - 1]}"} if request.token else {}
@@ -67,6 +72,8 @@ class Target:
             )
             failures += not 200 <= answer.status_code < 300
         spent = time.process_time() - start
+        if self.profile is not None:
+            self.profile.disable()
         return spent / len(requests) * 1e6, self.trips[0] / len(requests), failures
 
 
@@ -90,8 +97,15 @@ async def _system(url: str, registry: Registry) -> AsyncIterator[Target]:
     def tally(*_args: Any) -> None:
         trips[0] += 1
 
-    for name in ("before_cursor_execute", "begin", "commit"):
-        event.listen(runtime.database.engine.sync_engine, name, tally)
+    def watch(dbapi_connection: Any, _record: Any) -> None:
+        # asyncpg's own query log sees every statement, whichever path sent it (SQLAlchemy's or
+        # kit.prepared's straight to the driver); BEGIN and COMMIT are counted where they start.
+        dbapi_connection.driver_connection.add_query_logger(tally)
+
+    engine = runtime.database.engine.sync_engine
+    event.listen(engine, "connect", watch)
+    for name in ("begin", "commit"):
+        event.listen(engine, name, tally)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client:
@@ -126,7 +140,9 @@ async def _tokens(target: Target, registry: Registry) -> Tokens:
     return Tokens(pharmacies, facilities)
 
 
-async def _run(names: list[str], per_round: int, rounds: int, limit: bool) -> list[Row]:
+async def _run(
+    names: list[str], per_round: int, rounds: int, limit: bool, profile: cProfile.Profile | None = None
+) -> list[Row]:
     cluster = Cluster(ROOT / "pg")
     cluster.start()
     registry = Registry.load(ROOT / "registry.json")
@@ -168,6 +184,7 @@ async def _run(names: list[str], per_round: int, rounds: int, limit: bool) -> li
             rows.append(
                 Row("(transport: /healthz)", transport[0][0], 0.0, 0, transport[-1][0] if limit_app else None)
             )
+            system.profile = profile  # the scenarios only, not the transport's rounds
             for name in names:
                 requests = builder.build(name, per_round * rounds * len(targets) + 40)
                 for target in targets:
@@ -193,9 +210,18 @@ def main(
     requests: Annotated[int, typer.Option(help="Requests per round and app")] = 100,
     rounds: Annotated[int, typer.Option(help="Rounds; the best one counts")] = 5,
     limit: Annotated[bool, typer.Option(help="Also measure the limit app (bench/minimal)")] = True,
+    profile: Annotated[
+        int, typer.Option(help="Profile the system's requests (cProfile) and print this many functions")
+    ] = 0,
 ) -> None:
     """Print the app's CPU time and database round trips per request, beside the limit app's."""
-    rows = asyncio.run(_run(list(names or SCENARIOS), requests, rounds, limit))
+    profiler = cProfile.Profile() if profile else None
+    rows = asyncio.run(_run(list(names or SCENARIOS), requests, rounds, limit, profiler))
+    if profiler is not None:
+        # Profiled figures are inflated by the profiler itself: read them for shares, not totals.
+        stats = pstats.Stats(profiler).strip_dirs()
+        stats.sort_stats("tottime").print_stats(profile)
+        stats.sort_stats("cumulative").print_stats(profile)
     table = Table(
         "scenario", "system CPU µs", "round trips", "not 2xx", "limit CPU µs", "limit / system",
         title=f"erx: cost of one request (best of {rounds} rounds of {requests})",

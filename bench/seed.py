@@ -728,6 +728,8 @@ async def ensure(
                 console.print(
                     f"Reusing the seeded database [bold]{DATABASE}[/] ({plan.prescriptions:,} prescriptions, {plan.price_rows:,} price rows)"
                 )
+                # Migrations added since the seed run in place (a no-op at the head), as in production.
+                await asyncio.to_thread(project.migrate, url_of(DATABASE))
                 return Registry.load(registry_path)
             console.print("The seeded database is incomplete, stale or of another plan: seeding it anew")
         if exists:

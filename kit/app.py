@@ -14,8 +14,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kit import metrics, tracing
-from kit.errors import PROBLEM, PROBLEM_SCHEMA, install_problem_handlers, problem_response
+from kit import error_pages, metrics, tracing
+from kit.errors import PROBLEM, PROBLEM_SCHEMA, problem_response
 from kit.failsafe import CatchAll
 from kit.headers import SecurityHeaders
 from kit.inputs import ScreenRequest
@@ -198,7 +198,8 @@ def build_app(
     )
     app.state.runtime = runtime
     app.state.readiness = (*DEFAULT_READINESS, *readiness)
-    install_problem_handlers(app)
+    # problem+json for programs; an HTML page in the visitor's language for a browser on a page.
+    error_pages.install(app)
     # Outermost last: Telemetry sees (and logs) every answer, the catch-all sits next to the app.
     app.add_middleware(CatchAll)
     app.add_middleware(ScreenRequest)

@@ -34,6 +34,11 @@ class AccessAction(StrEnum):
     CONSOLE_PRINT = "console_print"
     # A console list that shows the patient's name (the prescriber's recent prescriptions).
     CONSOLE_LIST = "console_list"
+    # The prescriber console: a patient's earlier prescriptions listed by a search, one opened to
+    # write it again (renew) or to correct it (replace).
+    PATIENT_SEARCH = "patient_search"
+    CONSOLE_RENEW = "console_renew"
+    CONSOLE_REPLACE = "console_replace"
     LOOKUP = "lookup"
     DISPENSE = "dispense"
     DISPENSE_VOID = "dispense_void"

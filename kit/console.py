@@ -25,6 +25,9 @@ from kit.web_session import SessionKind, WebSession
 
 ClientT = TypeVar("ClientT")
 
+# Messages every console script gets beside its own: field errors by code, refusals by problem type.
+JS_SHARED_PREFIXES = ("error.", "web.problem.", "web.error.", "web.deadline.")
+
 # Re-load a session's client from its principal; raises Unauthorized when it may no longer act.
 LoadClient = Callable[[AsyncSession, Principal], Awaitable[ClientT]]
 # Check a code and secret behind the guessing throttle; raises Unauthorized on a wrong secret
@@ -167,7 +170,9 @@ class Console(Generic[ClientT]):
         """The messages the page's script shows, in the visitor's language."""
         lang = web.choose_language(request).lang
         default = self.messages.get(web.DEFAULT_LANGUAGE, {})
-        return {key: web.MESSAGES.text(lang, key) for key in default if key.startswith(self.js_prefix)}
+        own = {key: web.MESSAGES.text(lang, key) for key in default if key.startswith(self.js_prefix)}
+        # Refusals are shown from their codes and problem types, translated like every other word.
+        return own | web.MESSAGES.with_prefixes(lang, JS_SHARED_PREFIXES)
 
     # ---- signing in and out ----------------------------------------------------------------
 

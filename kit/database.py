@@ -189,10 +189,6 @@ def upsert(session: AsyncSession, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-# A table that gets one row beside each head row: (table, ((its column, the head's column), ...)).
-Beside = tuple[Table, tuple[tuple[str, str], ...]]
-
-
 async def insert_with_lines(
     session: AsyncSession,
     head: Table,
@@ -202,44 +198,37 @@ async def insert_with_lines(
     rows: Sequence[dict[str, Any]],
     *,
     skip_conflict: bool = False,
-    beside: Beside | None = None,
 ) -> int | None:
     """Insert a head row and its lines (each given the head's new id in column `parent`).
 
     One round trip on PostgreSQL, where the lines come as one array per column and take the new
     id from a data-modifying CTE; two on SQLite, which has neither. With `skip_conflict` a head
     that breaks a unique constraint is not inserted (nor its lines) and None is returned instead
-    of raising. `beside` adds one row to another table from the head's values, in the same
-    statement. The statements are built once per shape, so the compiled SQL is reused.
+    of raising. The statements are built once per shape, so the compiled SQL is reused.
     """
     fields = tuple(rows[0])
     head_fields = tuple(values)
     params = {f"h_{name}": value for name, value in values.items()}
     if session.get_bind().dialect.name != "postgresql":
-        stmt = _head_insert(sqlite.insert, head, head_fields, skip_conflict, ())
+        stmt = _head_insert(sqlite.insert, head, head_fields, skip_conflict)
         new_id = (await session.execute(stmt, params)).scalar_one_or_none()
         if new_id is not None:
-            if beside is not None:
-                table, columns = beside
-                await session.execute(insert(table).values({own: values[of] for own, of in columns}))
             await session.execute(insert(lines), [{parent: new_id, **row} for row in rows])
         return None if new_id is None else int(new_id)
     params |= {f"l_{name}": [row[name] for row in rows] for name in fields}
-    stmt = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict, beside)
+    stmt = _insert_with_lines_pg(head, head_fields, lines, parent, fields, skip_conflict)
     new_id = (await session.execute(stmt, params)).scalars().first()
     return None if new_id is None else int(new_id)
 
 
 @functools.cache
-def _head_insert(
-    dialect_insert: Any, head: Table, fields: tuple[str, ...], skip_conflict: bool, returned: tuple[str, ...]
-) -> Any:
+def _head_insert(dialect_insert: Any, head: Table, fields: tuple[str, ...], skip_conflict: bool) -> Any:
     stmt = dialect_insert(head).values(
         {name: bindparam(f"h_{name}", type_=head.c[name].type) for name in fields}
     )
     if skip_conflict:
         stmt = stmt.on_conflict_do_nothing()
-    return stmt.returning(head.c.id, *(head.c[name] for name in returned))
+    return stmt.returning(head.c.id)
 
 
 @functools.cache
@@ -250,10 +239,8 @@ def _insert_with_lines_pg(
     parent: str,
     fields: tuple[str, ...],
     skip_conflict: bool,
-    beside: Beside | None,
 ) -> Any:
-    returned = tuple(of for _, of in beside[1]) if beside else ()
-    created = _head_insert(postgresql.insert, head, head_fields, skip_conflict, returned).cte("created")
+    created = _head_insert(postgresql.insert, head, head_fields, skip_conflict).cte("created")
     # asyncpg sends each array typed ($n::INTEGER[]): no casts, and NULLs keep their column's type.
     arrays = [bindparam(f"l_{name}", type_=postgresql.ARRAY(lines.c[name].type)) for name in fields]
     given = func.unnest(*arrays).table_valued(*fields).render_derived(name="given")
@@ -261,10 +248,6 @@ def _insert_with_lines_pg(
         select(created.c.id, *(given.c[name] for name in fields)).select_from(created).join(given, true())
     )
     stmt = insert(lines).from_select([parent, *fields], select_rows).add_cte(created)
-    if beside is not None:
-        table, columns = beside
-        copied = select(*(created.c[of] for _, of in columns))
-        stmt = stmt.add_cte(insert(table).from_select([own for own, _ in columns], copied).cte("beside"))
     return stmt.returning(lines.c[parent])
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit import metrics, observability
@@ -47,8 +48,41 @@ PROBLEM: dict[str, Any] = {
 ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 422, 429), PROBLEM)
 
 
-def field_error(loc: Sequence[str | int], msg: str) -> dict[str, Any]:
-    return {"loc": list(loc), "msg": msg}
+def field_error(
+    loc: Sequence[str | int], msg: str, code: str | None = None, /, **params: Any
+) -> dict[str, Any]:
+    """One invalid field: where, a sentence for programmers, and a stable code with its values.
+
+    `msg` is for API clients and logs; pages and consoles translate `code` (with `params`) from
+    their message catalogue, so a person never reads a validator's or a developer's sentence.
+    """
+    error: dict[str, Any] = {"loc": list(loc), "msg": msg}
+    if code:
+        error["code"] = code
+    if params:
+        error["params"] = {key: _json_safe(value) for key, value in params.items()}
+    return error
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def pydantic_errors(exc: ValidationError, prefix: Sequence[str | int] = ()) -> FieldErrors:
+    """A validation error's fields, each with pydantic's error type as its code."""
+    return [
+        field_error(
+            [*prefix, *_clean_loc(e.get("loc", ()))],
+            str(e.get("msg", "")),
+            e.get("type"),
+            **(e.get("ctx") or {}),
+        )
+        for e in exc.errors()
+    ]
 
 
 def summarize(errors: FieldErrors) -> str:
@@ -110,8 +144,10 @@ class InvalidContent(DomainError):
         super().__init__(detail, errors=errors, **kwargs)
 
     @classmethod
-    def field(cls, loc: Sequence[str | int], msg: str) -> InvalidContent:
-        return cls(msg, errors=[field_error(loc, msg)])
+    def field(
+        cls, loc: Sequence[str | int], msg: str, code: str | None = None, **params: Any
+    ) -> InvalidContent:
+        return cls(msg, errors=[field_error(loc, msg, code, **params)])
 
     @classmethod
     def from_errors(cls, errors: FieldErrors) -> InvalidContent:
@@ -176,7 +212,12 @@ async def _domain_error_handler(_request: Request, exc: Exception) -> JSONRespon
 
 async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [field_error(_clean_loc(e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
+    errors = [
+        field_error(
+            _clean_loc(e.get("loc", ())), str(e.get("msg", "")), e.get("type"), **(e.get("ctx") or {})
+        )
+        for e in exc.errors()
+    ]
     detail = summarize(errors) if errors else "Invalid request"
     refused("invalid-content")
     return problem_response(422, "Invalid content", detail, problem="invalid-content", errors=errors)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Integer, Text, UniqueConstraint, delete, select, update
+from sqlalchemy import Column, Integer, Text, UniqueConstraint, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from kit.database import UTCDateTime, bigint_pk, upsert
+from kit.database import UTCDateTime, bigint_pk
 from kit.errors import BadRequest, Conflict
+from kit.prepared import Prepared
 from kit.time import utcnow
 
 MAX_KEY_LENGTH = 128
@@ -73,24 +75,41 @@ async def run_once(
     if record_id is None:
         return await _replay(session, scope, key, request_hash)
     answer = await work()
-    await session.execute(
-        update(TABLE)
-        # The scope too: on Citus it is the distribution column, so the update stays on one shard.
-        .where(TABLE.c.scope == scope, TABLE.c.id == record_id)
-        .values(status_code=answer.status_code, response_body=json.dumps(answer.body, default=str))
-    )
+    body = json.dumps(answer.body, default=str)
+    params = {"r_scope": scope, "r_id": record_id, "r_status": answer.status_code, "r_body": body}
+    await _COMPLETE.rows(session, params)
     return answer
 
 
-async def _reserve(session: AsyncSession, scope: str, key: str, request_hash: str) -> int | None:
-    stmt = (
-        upsert(session, TABLE)
-        .values(scope=scope, key=key, request_hash=request_hash, created_at=utcnow())
+def _reserve_on(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(TABLE)
+        .values(
+            scope=bindparam("r_scope"),
+            key=bindparam("r_key"),
+            request_hash=bindparam("r_hash"),
+            created_at=bindparam("r_at", type_=TABLE.c.created_at.type),
+        )
         .on_conflict_do_nothing(index_elements=["scope", "key"])
         .returning(TABLE.c.id)
     )
-    inserted = (await session.execute(stmt)).scalar_one_or_none()
-    return None if inserted is None else int(inserted)
+
+
+# Built once: every idempotent request reserves and completes. Parameter names no column has
+# (an UPDATE would take a column-named parameter as a SET).
+_RESERVE = Prepared(_reserve_on(postgresql.insert), elsewhere=_reserve_on(sqlite.insert))
+_COMPLETE = Prepared(
+    update(TABLE)
+    # The scope too: on Citus it is the distribution column, so the update stays on one shard.
+    .where(TABLE.c.scope == bindparam("r_scope"), TABLE.c.id == bindparam("r_id"))
+    .values(status_code=bindparam("r_status"), response_body=bindparam("r_body"))
+)
+
+
+async def _reserve(session: AsyncSession, scope: str, key: str, request_hash: str) -> int | None:
+    params = {"r_scope": scope, "r_key": key, "r_hash": request_hash, "r_at": utcnow()}
+    inserted = await _RESERVE.first(session, params)
+    return None if inserted is None else int(inserted[0])
 
 
 async def _replay(session: AsyncSession, scope: str, key: str, request_hash: str) -> Answer:

@@ -15,7 +15,10 @@ How a package adds pages (the price portal is the first user):
 
 Templates extend "base.html" (blocks: title, description, head, nav, content, footer, scripts)
 and get `t(key, **values)`, `lang`, `lang_url(code)`, `url_with(**changes)` and
-`static_url(name, file)`, plus the formatters `money(v)`, `number(v)` and `day(v)`.
+`static_url(name, file)`, plus the formatters `money(v)`, `number(v)`, `day(v)` (dd/mm/yyyy in
+both languages), `moment(v)` (dd/mm/yyyy HH:MM, Vietnam time), `deadline(v)` (a `<time>` of a
+collection deadline), `unit(u)` (a dispensing unit in the page's language), `in_words(n)` and
+`error_text(e)` (a field error translated from its code).
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from pydantic import BaseModel
 
 from kit.errors import NotFound
-from kit.time import VIETNAM_TIME
+from kit.text import match_key, number_in_words
+from kit.time import VIETNAM_TIME, is_end_of_vn_day
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
@@ -82,6 +88,24 @@ class Messages:
             return key
         return entry.format(**values) if values else entry
 
+    def error_text(self, lang: str, error: Mapping[str, Any]) -> str:
+        """A field error in `lang`, from its stable code and values; never the validator's sentence."""
+        code = str(error.get("code") or "invalid")
+        params = {
+            k: format_number(v, lang) if isinstance(v, int) and not isinstance(v, bool) else _joined(v)
+            for k, v in (error.get("params") or {}).items()
+        }
+        for key in (f"error.{code}.{params.get('rule', '')}", f"error.{code}", "error.invalid"):
+            entry = self._catalogues.get(lang, {}).get(key) or self._catalogues[DEFAULT_LANGUAGE].get(key)
+            if entry is not None:
+                return entry.format_map(_Lenient(params))
+        return code
+
+    def with_prefixes(self, lang: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+        """Every message whose key starts with one of `prefixes`, in `lang` (for a page's script)."""
+        every = self._catalogues[DEFAULT_LANGUAGE].keys() | self._catalogues.get(lang, {}).keys()
+        return {key: self.text(lang, key) for key in sorted(every) if key.startswith(prefixes)}
+
     def translator(self, lang: str) -> Callable[..., str]:
         def t(key: str, **values: Any) -> str:
             return self.text(lang, key, **values)
@@ -92,6 +116,17 @@ class Messages:
         """Keys some language lacks, by language (a test keeps this empty)."""
         every = set().union(*(c.keys() for c in self._catalogues.values()))
         return {lang: every - c.keys() for lang, c in self._catalogues.items() if every - c.keys()}
+
+
+class _Lenient(dict[str, Any]):
+    """Format values: a placeholder without a value stays empty instead of failing the page."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _joined(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 MESSAGES = Messages()
@@ -161,11 +196,39 @@ def format_money(value: int | None, lang: str) -> str:
 
 
 def format_day(value: date | datetime | None, lang: str) -> str:
+    """dd/mm/yyyy in both languages (an instant: its day in Vietnam), never month first."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
         value = value.astimezone(VIETNAM_TIME).date()
-    return value.strftime("%d/%m/%Y") if lang == "vi" else value.isoformat()
+    return value.strftime("%d/%m/%Y")
+
+
+def format_moment(value: datetime | None, lang: str, *, seconds: bool = False) -> str:
+    """dd/mm/yyyy HH:MM (24-hour) in Vietnam time, in both languages."""
+    if value is None:
+        return "—"
+    return value.astimezone(VIETNAM_TIME).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
+
+
+def format_deadline(value: datetime | None, lang: str) -> Markup:
+    """A collection deadline as a `<time>`: "until the end of 07/12/2026 (23:59:59)", to the second."""
+    if value is None:
+        return Markup("—")
+    local = value.astimezone(VIETNAM_TIME)
+    day, clock = local.strftime("%d/%m/%Y"), local.strftime("%H:%M:%S")
+    key = "web.deadline.end_of_day" if is_end_of_vn_day(local) else "web.deadline.at"
+    text = MESSAGES.text(lang, key, day=day, time=clock)
+    return Markup('<time datetime="{}" data-deadline>{}</time>').format(local.isoformat(), text)
+
+
+def format_unit(unit: str, lang: str) -> str:
+    """A dispensing unit in the page's language (`viên` is a tablet in English); unknown ones as written."""
+    if lang == DEFAULT_LANGUAGE:
+        return unit
+    key = f"web.unit.{match_key(unit)}"
+    text = MESSAGES.text(lang, key)
+    return unit if text == key else text
 
 
 # ---- static files ------------------------------------------------------------------------
@@ -271,6 +334,11 @@ class Site:
             "money": lambda v: format_money(v, lang),
             "number": lambda v, digits=0: format_number(v, lang, digits),
             "day": lambda v: format_day(v, lang),
+            "moment": lambda v, seconds=False: format_moment(v, lang, seconds=seconds),
+            "deadline": lambda v: format_deadline(v, lang),
+            "unit": lambda u: format_unit(u, lang),
+            "in_words": lambda n: number_in_words(n, lang),
+            "error_text": lambda e: self.messages.error_text(lang, e),
             **(context or {}),
         }
         body = self.env.get_template(template).render(values)
@@ -316,3 +384,14 @@ async def spooled(chunks: AsyncIterator[str]) -> AsyncIterator[bytes]:
             yield block
     finally:
         spool.close()
+
+
+def model_response(model: BaseModel, *, status_code: int = 200) -> Response:
+    """A response model as JSON in one pass of pydantic's serializer (hot routes).
+
+    FastAPI would validate the returned model against `response_model` again, dump it to Python
+    objects and then encode those: three walks over the same tree where one does.
+    """
+    return Response(
+        model.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json"
+    )

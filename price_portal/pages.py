@@ -34,6 +34,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(web.static_router)
 
 PAGE_SIZE = 20
+PRODUCTS_PAGE_SIZE = 48
 OUTLETS_PAGE_SIZE = 25
 POPULAR = ["paracetamol", "thuốc ho", "amoxicillin", "vitamin C", "omeprazol", "bổ phế"]
 CATEGORIES = ["normal", "traditional", "supplement"]
@@ -64,7 +65,7 @@ def _coordinate(value: str | None, bound: float) -> float | None:
 
 def _common(session_provinces: dict[str, Province], lang: str) -> dict[str, Any]:
     return {
-        "provinces": sorted(session_provinces.values(), key=lambda p: p.name(lang)),
+        "provinces": sorted(session_provinces.values(), key=lambda p: p.sort_key(lang)),
         "province_names": {code: p.name(lang) for code, p in session_provinces.items()},
         "categories": ALL_CATEGORIES,
         "kinds": KINDS,
@@ -141,10 +142,48 @@ async def search_page(
         "more_products": max(0, len(results.products) - len(products)),
         "page": number,
         "pages": max(1, math.ceil(min(results.total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE)),
+        "products_url": "/products?"
+        + urlencode({k: v for k, v in form.items() if v and k in ("q", "category", "province")}),
         "csv_url": "/portal/api/v1/prices.csv?" + urlencode(api_params),
         "json_url": "/portal/api/v1/prices?" + urlencode(api_params),
     }
     return site.render(request, "search.html", context)
+
+
+@router.get("/products", response_class=HTMLResponse, include_in_schema=False)
+async def products_page(
+    request: Request,
+    session: ReadSessionDep,
+    q: str | None = None,
+    category: str | None = None,
+    province: str | None = None,
+    page: str | None = None,
+) -> HTMLResponse:
+    """Every product a search names (what "and N more products" opens), with its lowest price."""
+    lang = web.choose_language(request).lang
+    q = (q or "").strip()[:200]
+    chosen_category = _pick(category, ALL_CATEGORIES)
+    chosen_province = _province(province)
+    found = (
+        await service.resolve_products(session, q, chosen_category) if q else service.Resolution([], False)
+    )
+    number = _page_number(page)
+    pages = max(1, math.ceil(len(found.drugs) / PRODUCTS_PAGE_SIZE))
+    number = min(number, pages)
+    shown = found.drugs[(number - 1) * PRODUCTS_PAGE_SIZE : number * PRODUCTS_PAGE_SIZE]
+    stats = await service.lowest_prices(session, shown, province=chosen_province) if shown else {}
+    form = {"q": q, "province": chosen_province, "category": chosen_category, "kind": None, "sort": "price"}
+    context = _common(registry.provinces(), lang) | {
+        "form": form,
+        "products": shown,
+        "product_stats": stats,
+        "total": len(found.drugs),
+        "fuzzy": found.fuzzy,
+        "page": number,
+        "pages": pages,
+        "prices_url": "/search?" + urlencode({k: v for k, v in form.items() if v and k != "sort"}),
+    }
+    return site.render(request, "products.html", context)
 
 
 @router.get("/products/{registration_no:path}/history.svg", include_in_schema=False)

@@ -291,9 +291,10 @@ async def dispense(request: Request) -> Response:
             return problem(401, "Unauthorized")
         held = None
         if key:
+            scope = f"pharmacy:{pharmacy['connection_code']}:dispenses"
             held = await conn.fetchval(
                 sql.CLAIM_IDEMPOTENCY,
-                f"pharmacy:{pharmacy['connection_code']}:dispenses",
+                scope,
                 key,
                 _fingerprint({"code": canonical(text), "body": body}),
                 now,
@@ -330,8 +331,9 @@ async def dispense(request: Request) -> Response:
         status = _settled(expected)
         numbers = sorted(wanted)
         moved = await conn.fetch(
-            sql.MOVE_QUANTITIES, status, locked["id"], numbers, [wanted[n] for n in numbers], len(numbers)
-        )
+            sql.MOVE_QUANTITIES, status, locked["id"], numbers, [wanted[n] for n in numbers], len(numbers),
+            locked["code"],
+        )  # fmt: skip
         if len(moved) != len(numbers):
             raise RuntimeError("quantity moved under the lock")
         balances.update({r["line_no"]: (r["dispensed"], r["remaining"]) for r in moved})
@@ -343,7 +345,7 @@ async def dispense(request: Request) -> Response:
             list(range(1, len(wanted_items) + 1)), [int(w["line_no"]) for w in wanted_items],
             [w["registration_no"] for w in wanted_items], [int(w["quantity"]) for w in wanted_items],
             [w.get("unit_price") for w in wanted_items], [w.get("batch_no") for w in wanted_items],
-            [None for _ in wanted_items],
+            [None for _ in wanted_items], [locked["code"] for _ in wanted_items],
         )  # fmt: skip
         await conn.fetchval(
             sql.INSERT_ACCESS_LOG,
@@ -362,11 +364,22 @@ async def dispense(request: Request) -> Response:
             ],
         }
         if held is not None:
-            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), held)
+            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), scope, held)
     return JSONResponse(answer, status_code=201)
 
 
+class Replayed(Exception):
+    """The signed payload's digest was taken: the whole submission rolls back."""
+
+
 async def submit(request: Request) -> Response:
+    try:
+        return await _submit(request)
+    except Replayed:
+        return problem(409, "Replay refused")
+
+
+async def _submit(request: Request) -> Response:
     claims = claims_of(request)
     if claims is None:
         return problem(401, "Unauthorized")
@@ -381,9 +394,10 @@ async def submit(request: Request) -> Response:
         facility_code = facility["facility_code"]
         held = None
         if key:
+            scope = f"facility:{facility_code}:prescriptions"
             held = await conn.fetchval(
                 sql.CLAIM_IDEMPOTENCY,
-                f"facility:{facility_code}:prescriptions",
+                scope,
                 key,
                 _fingerprint({"jws": compact}),
                 now,
@@ -443,10 +457,12 @@ async def submit(request: Request) -> Response:
             [i.get("registration_no") for i in items], [int(i["quantity"]) for i in items],
             [i["unit"] for i in items], [i["instructions"] for i in items], [int(i["days_supply"]) for i in items],
             [0 for _ in items], [int(i["quantity"]) for i in items], [k[0] for k in keyed],
-            [k[1] for k in keyed], [k[2] for k in keyed],
+            [k[1] for k in keyed], [k[2] for k in keyed], [code for _ in items],
         )  # fmt: skip
         if stored is None:
             return problem(409, "Replay refused or code taken")
+        if await conn.fetchval(sql.CLAIM_PAYLOAD, digest, code) is None:
+            raise Replayed  # out of the transaction block, so the prescription rolls back
         await conn.fetchval(sql.INSERT_ACCESS_LOG, now, code, "facility", facility_code, "create", None)
         base = str(request.base_url)
         answer = {
@@ -457,7 +473,7 @@ async def submit(request: Request) -> Response:
             "qr_svg": f"{base}api/v1/prescriptions/{code}/qr.svg",
         }
         if held is not None:
-            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), held)
+            await conn.execute(sql.COMPLETE_IDEMPOTENCY, 201, json.dumps(answer), scope, held)
     return JSONResponse(answer, status_code=201)
 
 

@@ -21,12 +21,12 @@ dispense (POST /gateway/v1/prescriptions/{code}/dispenses), one transaction, 8 +
     one statement), INSERT_DISPENSE_WITH_LINES, INSERT_ACCESS_LOG ('dispense'),
     COMPLETE_IDEMPOTENCY
 
-submit (POST /api/v1/prescriptions), one transaction, 6 + BEGIN/COMMIT:
+submit (POST /api/v1/prescriptions), one transaction, 7 + BEGIN/COMMIT:
     FACILITY_BY_CODE (the token's client re-checked), CLAIM_IDEMPOTENCY, SIGNER_AT (the JWS's
     kid and whether they work at the facility; then one ES256 verification),
     (PRODUCTS_NAMED_OR_KEYED on a catalogue cache miss), INSERT_PRESCRIPTION_WITH_LINES (ON
-    CONFLICT DO NOTHING: the unique indexes refuse a replay or a taken code), INSERT_ACCESS_LOG
-    ('create'), COMPLETE_IDEMPOTENCY
+    CONFLICT DO NOTHING: the unique indexes refuse a replay or a taken code), CLAIM_PAYLOAD,
+    INSERT_ACCESS_LOG ('create'), COMPLETE_IDEMPOTENCY
     (the QR text stored with the row is signed with the national key: one ES256 signature)
 """
 
@@ -59,8 +59,10 @@ PRESCRIPTION_WITH_LINES = (
     "prescription_item.quantity, prescription_item.unit, prescription_item.instructions, "
     "prescription_item.days_supply, prescription_item.dispensed, prescription_item.remaining, "
     "prescription_item.ingredient_key, prescription_item.strength_key, prescription_item.form_key "
-    "FROM prescription JOIN prescription_item ON prescription_item.prescription_id = prescription.id "
-    "WHERE prescription.code = $1::VARCHAR ORDER BY prescription_item.line_no"
+    "FROM prescription JOIN prescription_item ON prescription_item.prescription_code = prescription.code "
+    "AND prescription_item.prescription_id = prescription.id "
+    "WHERE prescription.code = $1::VARCHAR AND prescription_item.prescription_code = $1::VARCHAR "
+    "ORDER BY prescription_item.line_no"
 )
 LOCK_PRESCRIPTION_WITH_LINES = PRESCRIPTION_WITH_LINES + " FOR UPDATE"
 INSERT_ACCESS_LOG = (
@@ -87,17 +89,20 @@ CLAIM_IDEMPOTENCY = (
 )
 COMPLETE_IDEMPOTENCY = (
     "UPDATE idempotency_record SET status_code=$1::INTEGER, response_body=$2::VARCHAR "
-    "WHERE idempotency_record.id = $3::BIGINT"
+    "WHERE idempotency_record.scope = $3::VARCHAR AND idempotency_record.id = $4::BIGINT"
 )
-# $1 settled status, $2 prescription id, $3/$4 line numbers and deltas, $5 how many lines move.
+# $1 settled status, $2 prescription id, $3/$4 line numbers and deltas, $5 how many lines move,
+# $6 the prescription's code.
 MOVE_QUANTITIES = (
     "WITH wanted AS (SELECT * FROM unnest($3::INTEGER[], $4::INTEGER[]) AS w (line_no, delta)), "
     "moved AS (UPDATE prescription_item SET dispensed = prescription_item.dispensed + wanted.delta, "
     "remaining = prescription_item.remaining - wanted.delta FROM wanted "
-    "WHERE prescription_item.prescription_id = $2::BIGINT AND prescription_item.line_no = wanted.line_no "
+    "WHERE prescription_item.prescription_code = $6::VARCHAR AND prescription_item.prescription_id = $2::BIGINT "
+    "AND prescription_item.line_no = wanted.line_no "
     "AND prescription_item.remaining >= wanted.delta AND prescription_item.dispensed >= -wanted.delta "
     "RETURNING prescription_item.line_no, prescription_item.dispensed, prescription_item.remaining), "
-    "settled AS (UPDATE prescription SET status = $1::VARCHAR WHERE prescription.id = $2::BIGINT "
+    "settled AS (UPDATE prescription SET status = $1::VARCHAR WHERE prescription.code = $6::VARCHAR "
+    "AND prescription.id = $2::BIGINT "
     "AND prescription.status IN ('active', 'partially_dispensed', 'dispensed') "
     "AND (SELECT count(*) FROM moved) = $5::INTEGER RETURNING prescription.id) "
     "SELECT moved.line_no, moved.dispensed, moved.remaining FROM moved"
@@ -107,8 +112,9 @@ INSERT_DISPENSE_WITH_LINES = (
     "pharmacist_full_name, pharmacist_license_no, created_at) VALUES ($1::VARCHAR, $2::INTEGER, $3::BIGINT, "
     "$4::VARCHAR, $5::VARCHAR, $6::VARCHAR, $7::TIMESTAMP WITH TIME ZONE) RETURNING dispense.id) "
     "INSERT INTO dispense_line (dispense_id, position, line_no, registration_no, quantity, unit_price, "
-    "batch_no, expiry_date) SELECT created.id, given.* FROM created, unnest($8::INTEGER[], $9::INTEGER[], "
-    "$10::VARCHAR[], $11::INTEGER[], $12::BIGINT[], $13::VARCHAR[], $14::DATE[]) AS given "
+    "batch_no, expiry_date, prescription_code) SELECT created.id, given.* FROM created, unnest($8::INTEGER[], "
+    "$9::INTEGER[], $10::VARCHAR[], $11::INTEGER[], $12::BIGINT[], $13::VARCHAR[], $14::DATE[], "
+    "$15::VARCHAR[]) AS given "
     "RETURNING dispense_line.dispense_id"
 )
 SIGNER_AT = (
@@ -131,8 +137,13 @@ INSERT_PRESCRIPTION_WITH_LINES = (
     "ON CONFLICT DO NOTHING RETURNING prescription.id) "
     "INSERT INTO prescription_item (prescription_id, line_no, active_ingredient, strength, dosage_form, "
     "registration_no, quantity, unit, instructions, days_supply, dispensed, remaining, ingredient_key, "
-    "strength_key, form_key) SELECT created.id, given.* FROM created, unnest($29::INTEGER[], "
+    "strength_key, form_key, prescription_code) SELECT created.id, given.* FROM created, unnest($29::INTEGER[], "
     "$30::VARCHAR[], $31::VARCHAR[], $32::VARCHAR[], $33::VARCHAR[], $34::INTEGER[], $35::VARCHAR[], "
     "$36::VARCHAR[], $37::INTEGER[], $38::INTEGER[], $39::INTEGER[], $40::VARCHAR[], $41::VARCHAR[], "
-    "$42::VARCHAR[]) AS given RETURNING prescription_item.prescription_id"
+    "$42::VARCHAR[], $43::VARCHAR[]) AS given RETURNING prescription_item.prescription_id"
+)
+# The signed payload's digest, unique on its own (on Citus another shard than the prescription).
+CLAIM_PAYLOAD = (
+    "INSERT INTO prescription_payload (payload_digest, prescription_code) VALUES ($1::VARCHAR, $2::VARCHAR) "
+    "ON CONFLICT DO NOTHING RETURNING prescription_payload.payload_digest"
 )

@@ -27,7 +27,13 @@ def _check_prescriber(payload: PrescriptionPayload, prescriber: PrescriberRecord
     if payload.kind in POLICY.controlled_kinds and not prescriber.controlled_allowed:
         raise PrescriberNotAllowed(
             "This prescriber is not authorised to prescribe narcotic or psychotropic drugs",
-            errors=[field_error([PAYLOAD, "kind"], "controlled kind not allowed for this prescriber")],
+            errors=[
+                field_error(
+                    [PAYLOAD, "kind"],
+                    "controlled kind not allowed for this prescriber",
+                    "controlled_not_allowed",
+                )
+            ],
         )
 
 
@@ -38,29 +44,56 @@ def _patient_errors(payload: PrescriptionPayload) -> FieldErrors:
     patient = payload.patient
     loc = [PAYLOAD, "patient"]
     if patient.date_of_birth > issued_on:
-        errors.append(field_error([*loc, "date_of_birth"], "is after the issue date"))
+        errors.append(field_error([*loc, "date_of_birth"], "is after the issue date", "birth_after_issue"))
     elif age_in_months(patient.date_of_birth, issued_on) < POLICY.guardian_required_under_months:
         if patient.guardian is None:
-            errors.append(field_error([*loc, "guardian"], "a child under 72 months needs a guardian"))
+            errors.append(
+                field_error(
+                    [*loc, "guardian"],
+                    "a child under 72 months needs a guardian",
+                    "guardian_required",
+                    months=POLICY.guardian_required_under_months,
+                )
+            )
         if patient.weight_kg is None:
-            errors.append(field_error([*loc, "weight_kg"], "a child under 72 months needs the weight"))
+            errors.append(
+                field_error(
+                    [*loc, "weight_kg"],
+                    "a child under 72 months needs the weight",
+                    "weight_required",
+                    months=POLICY.guardian_required_under_months,
+                )
+            )
     if payload.kind in POLICY.national_id_required_kinds and not patient.national_id:
         errors.append(
-            field_error([*loc, "national_id"], "a narcotic prescription needs the patient's national ID")
+            field_error(
+                [*loc, "national_id"],
+                "a narcotic prescription needs the patient's national ID",
+                "national_id_required",
+            )
         )
     if payload.follow_up_date is not None and payload.follow_up_date < issued_on:
-        errors.append(field_error([PAYLOAD, "follow_up_date"], "is before the issue date"))
+        errors.append(
+            field_error([PAYLOAD, "follow_up_date"], "is before the issue date", "follow_up_before_issue")
+        )
     return errors
 
 
 def _category_error(loc: list[str | int], kind: str, categories: set[str]) -> dict[str, object] | None:
     if DrugCategory.SUPPLEMENT in categories and not (categories - {DrugCategory.SUPPLEMENT}):
-        return field_error([*loc, "active_ingredient"], "health supplements are never prescribed")
+        return field_error(
+            [*loc, "active_ingredient"],
+            "health supplements are never prescribed",
+            "supplement_never_prescribed",
+        )
     if not categories & POLICY.kind_categories[kind]:
         return field_error(
             [*loc, "active_ingredient"],
             f"a {'/'.join(sorted(categories))} drug does not belong on a prescription of kind '{kind}'"
             " (one kind per prescription: split the visit)",
+            "category_not_of_kind",
+            kind=kind,
+            categories=sorted(categories),
         )
     return None
 
@@ -78,12 +111,17 @@ def _line_errors(
     if item.registration_no:
         product = registered.get(item.registration_no)
         if product is None:
-            return [field_error([*loc, "registration_no"], "no such product in the national catalogue")]
+            return [
+                field_error(
+                    [*loc, "registration_no"], "no such product in the national catalogue", "not_in_catalogue"
+                )
+            ]
         if product.key != key:
             return [
                 field_error(
                     [*loc, "registration_no"],
                     "the product's active ingredient, strength or dosage form differs from the line",
+                    "product_differs_from_line",
                 )
             ]
         categories = {product.category}
@@ -94,6 +132,7 @@ def _line_errors(
                 field_error(
                     [*loc, "active_ingredient"],
                     "no registered product has this active ingredient, strength and dosage form",
+                    "no_product_for_line",
                 )
             ]
     problem = _category_error(loc, kind, categories)
@@ -123,7 +162,15 @@ async def check_policy(
     )
     for index, item in enumerate(payload.items):
         if item.days_supply > limit.days:
-            errors.append(field_error([PAYLOAD, "items", index, "days_supply"], limit.why))
+            errors.append(
+                field_error(
+                    [PAYLOAD, "items", index, "days_supply"],
+                    limit.why,
+                    "days_supply_over_limit",
+                    days=limit.days,
+                    rule=limit.rule,
+                )
+            )
         errors.extend(_line_errors(index, item, payload.kind, registered, categories_by_key))
     if errors:
         raise InvalidContent.from_errors(errors)

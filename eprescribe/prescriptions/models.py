@@ -28,6 +28,12 @@ class Prescription(SQLModel, table=True):
     __table_args__ = (
         Index("ix_prescription_facility_code_issued_at", "facility_code", "issued_at"),
         Index("ix_prescription_prescriber_id_issued_at", "prescriber_id", "issued_at"),
+        # A facility finds a patient's earlier prescriptions by insurance number, or by name and
+        # date of birth (the citizen ID has its own index).
+        Index("ix_prescription_patient_insurance_no", "patient_insurance_no"),
+        Index(
+            "ix_prescription_facility_code_patient_date_of_birth", "facility_code", "patient_date_of_birth"
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=bigint_pk())

@@ -5,20 +5,23 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 
 from eprescribe.catalogue.schemas import DrugCategory
 from eprescribe.prescriptions.schemas import CONTROLLED_KINDS, PrescriptionKind
+from kit.time import end_of_vn_day, vn_today
 
 
 @dataclass(frozen=True)
 class PrescribingPolicy:
     """Values from Circular 26/2025/TT-BYT (outpatient prescribing, in force 2025-2026)."""
 
-    # Art. 6: a prescription is collected within 5 days of issue.
-    collection_window: timedelta = timedelta(days=5)
+    # Art. 6: a prescription may be collected "within at most 05 days from the day it is issued"
+    # (trong thời hạn tối đa 05 ngày, kể từ ngày kê đơn). How the days count: see
+    # collection_deadline below.
+    collection_days: int = 5
     # Art. 7: at most 30 days of supply; up to 90 for a disease on Annex VII (chronic list).
     max_days_supply: int = 30
     max_days_supply_chronic: int = 90
@@ -77,6 +80,20 @@ def chronic_conditions() -> ChronicConditions:
     return ChronicConditions.load()
 
 
+def collection_deadline(issued_at: datetime) -> datetime:
+    """`valid_until`: 23:59:59 Vietnam time of the last day a prescription may be collected.
+
+    The circular gives the window in days and does not say how to count them, so the Civil Code's
+    rule for periods counted in days applies (Bộ luật Dân sự 2015, Art. 147(1): the day of the
+    event is not counted, the period starts the next day; Art. 148(1): it ends when its last day
+    ends). The issue day is therefore day 0: a prescription written at any time on 02/12 counts
+    03, 04, 05, 06 and 07/12 and may be collected until 07/12 at 23:59:59. Days are Vietnamese
+    calendar days (UTC+7), whatever offset `issued_at` was written with. The paper, the consoles,
+    the patient's page, the QR signature and every API carry this one instant.
+    """
+    return end_of_vn_day(vn_today(issued_at) + timedelta(days=POLICY.collection_days))
+
+
 def is_cancer_or_aids(icd10: str) -> bool:
     code = icd10.strip().upper()
     return code.startswith(POLICY.cancer_icd10_prefixes) or is_hiv(code)
@@ -99,6 +116,8 @@ class SupplyLimit:
 
     days: int
     why: str
+    # Which rule set the limit, for the refusal's code: normal, chronic, narcotic_acute, ...
+    rule: str
 
 
 def supply_limit(kind: str, *, chronic: bool, cancer_or_aids: bool) -> SupplyLimit:
@@ -106,17 +125,27 @@ def supply_limit(kind: str, *, chronic: bool, cancer_or_aids: bool) -> SupplyLim
     if kind == PrescriptionKind.NARCOTIC:
         if cancer_or_aids:
             days = POLICY.narcotic_max_days_per_round
-            return SupplyLimit(days, f"narcotics: at most {days} days per round for cancer/AIDS patients")
+            return SupplyLimit(
+                days, f"narcotics: at most {days} days per round for cancer/AIDS patients", "narcotic_round"
+            )
         days = POLICY.narcotic_max_days_acute
-        return SupplyLimit(days, f"narcotics: at most {days} days for acute illness")
+        return SupplyLimit(days, f"narcotics: at most {days} days for acute illness", "narcotic_acute")
     if kind == PrescriptionKind.PSYCHOTROPIC:
         if chronic:
             days = POLICY.psychotropic_max_days_long_term
-            return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for long-term treatment")
+            return SupplyLimit(
+                days,
+                f"psychotropics/precursors: at most {days} days for long-term treatment",
+                "psychotropic_long",
+            )
         days = POLICY.psychotropic_max_days_acute
-        return SupplyLimit(days, f"psychotropics/precursors: at most {days} days for acute illness")
+        return SupplyLimit(
+            days, f"psychotropics/precursors: at most {days} days for acute illness", "psychotropic_acute"
+        )
     if chronic:
         days = POLICY.max_days_supply_chronic
-        return SupplyLimit(days, f"at most {days} days of supply with a chronic diagnosis")
+        return SupplyLimit(days, f"at most {days} days of supply with a chronic diagnosis", "chronic")
     days = POLICY.max_days_supply
-    return SupplyLimit(days, f"at most {days} days of supply (90 needs a diagnosis on the chronic list)")
+    return SupplyLimit(
+        days, f"at most {days} days of supply (90 needs a diagnosis on the chronic list)", "normal"
+    )

@@ -26,7 +26,7 @@ def kind_of_category() -> dict[str, str]:
 def policy_for_forms() -> dict[str, Any]:
     """The policy table and the chronic list for a form's script (no copies of the rules in JS)."""
     return {
-        "collection_days": POLICY.collection_window.days,
+        "collection_days": POLICY.collection_days,
         "max_days_supply": POLICY.max_days_supply,
         "max_days_supply_chronic": POLICY.max_days_supply_chronic,
         "narcotic_max_days_acute": POLICY.narcotic_max_days_acute,
@@ -37,6 +37,8 @@ def policy_for_forms() -> dict[str, Any]:
         "cancer_icd10_prefixes": list(POLICY.cancer_icd10_prefixes),
         "hiv_icd10_blocks": list(POLICY.hiv_icd10_blocks),
         "controlled_kinds": sorted(str(k) for k in POLICY.controlled_kinds),
+        # The narcotic form names the patient by citizen ID: also on the paper.
+        "national_id_required_kinds": sorted(str(k) for k in POLICY.national_id_required_kinds),
         "kind_of_category": kind_of_category(),
         "chronic_icd10": sorted(chronic_conditions().entries),
     }

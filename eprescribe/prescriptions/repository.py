@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -18,8 +18,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -29,16 +29,15 @@ if TYPE_CHECKING:
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem, PrescriptionPayload
 from eprescribe.prescriptions.schemas import LEDGER_STATUSES, PrescriptionStatus
 from kit.database import insert_with_lines
+from kit.prepared import Prepared
 
 RX = Prescription.__table__  # type: ignore[attr-defined]
 ITEM = PrescriptionItem.__table__  # type: ignore[attr-defined]
 PAYLOAD = PrescriptionPayload.__table__  # type: ignore[attr-defined]
-PAYLOAD_OF_PRESCRIPTION = (PAYLOAD, (("payload_digest", "payload_digest"), ("prescription_code", "code")))
-PAYLOAD_KEY = "pk_prescription_payload"
 
 
 class PayloadReplayed(Exception):
-    """The signed payload was accepted before (raised where only `prescription_payload` knows)."""
+    """The signed payload was accepted before (known where only `prescription_payload` knows)."""
 
 
 # What other modules receive of a prescription (the prescriber's JWS stays behind).
@@ -93,14 +92,15 @@ def _with_lines(lock: bool) -> Select[Any]:
     stmt = (
         select(*HEADER, *LINE)
         .join_from(RX, ITEM, joined)
-        .where(RX.c.code == bindparam("code"))
+        # Both tables filtered by the code, so a router planner sends the query to one shard.
+        .where(RX.c.code == bindparam("code"), ITEM.c.prescription_code == bindparam("code"))
         .order_by(ITEM.c.line_no)
     )
     return stmt.with_for_update() if lock else stmt
 
 
 # Built once: the hot paths read and lock prescriptions by these.
-_WITH_LINES = {lock: _with_lines(lock) for lock in (False, True)}
+_WITH_LINES = {lock: Prepared(_with_lines(lock)) for lock in (False, True)}
 
 
 async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) -> list[AnyRow]:
@@ -112,7 +112,7 @@ async def with_lines(session: AsyncSession, code: str, *, lock: bool = False) ->
     version of the rows it locked but the old snapshot of any row it merely joined, and the ledger
     moves from the quantities read here.
     """
-    return list((await session.execute(_WITH_LINES[lock], {"code": code})).all())
+    return await _WITH_LINES[lock].rows(session, {"code": code})
 
 
 async def get_prescription(session: AsyncSession, code: str) -> Prescription | None:
@@ -211,9 +211,8 @@ async def move_quantities(
             "deltas": list(deltas.values()),
             "settled": settled.value,
             "count": len(deltas),
-            "ledger": [status.value for status in LEDGER_STATUSES],
         }
-        return {int(r[0]): (int(r[1]), int(r[2])) for r in (await session.execute(_MOVE_PG, params)).all()}
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in await _MOVE_PG.rows(session, params)}
     delta = case(dict(deltas), value=ITEM.c.line_no)
     moved = (
         update(ITEM)
@@ -270,7 +269,8 @@ def _move_pg() -> Select[Any]:
         .where(
             RX.c.code == code,
             RX.c.id == prescription,
-            RX.c.status.in_(bindparam("ledger", expanding=True)),
+            # Constants of the enum, written into the SQL: the statement's text stays fixed.
+            RX.c.status.in_([literal_column(f"'{status.value}'") for status in LEDGER_STATUSES]),
             every_line,
         )
         .values(status=bindparam("settled"))
@@ -280,7 +280,7 @@ def _move_pg() -> Select[Any]:
     return select(moved.c.line_no, moved.c.dispensed, moved.c.remaining).add_cte(settle)
 
 
-_MOVE_PG = _move_pg()
+_MOVE_PG = Prepared(_move_pg())
 
 
 async def recent_headers(
@@ -300,23 +300,49 @@ async def add_prescription(
     session: AsyncSession, row: dict[str, Any], lines: Sequence[dict[str, Any]]
 ) -> int | None:
     """Insert a prescription, its lines and its payload's digest; None, and nothing stored, when a
-    unique index refuses it (a code in use or, on one node, a replayed payload).
+    unique index of the prescription refuses it (a code in use or, on one node, a replayed payload).
 
-    On Citus the payload's uniqueness lives only in `prescription_payload` (another shard): a
-    replay there raises `PayloadReplayed`, and the transaction is then beyond use.
+    The digest goes in its own statement after the prescription: on Citus `prescription_payload`
+    is distributed by the digest (another shard), and its key alone refuses a replay there, which
+    raises `PayloadReplayed` with the transaction still usable (the caller rolls it back).
     """
-    try:
-        return await insert_with_lines(
-            session,
-            RX,
-            row,
-            ITEM,
-            "prescription_id",
-            lines,
-            skip_conflict=True,
-            beside=PAYLOAD_OF_PRESCRIPTION,
-        )
-    except IntegrityError as exc:
-        if PAYLOAD_KEY in str(exc.orig):
-            raise PayloadReplayed from exc
-        raise
+    new_id = await insert_with_lines(session, RX, row, ITEM, "prescription_id", lines, skip_conflict=True)
+    if new_id is None:
+        return None
+    claim = _CLAIM_PAYLOAD[session.get_bind().dialect.name]
+    claimed = await session.execute(claim, {"digest": row["payload_digest"], "rx_code": row["code"]})
+    if claimed.first() is None:
+        raise PayloadReplayed
+    return new_id
+
+
+_CLAIM_PAYLOAD = {
+    name: dialect_insert(PAYLOAD)
+    .values(payload_digest=bindparam("digest"), prescription_code=bindparam("rx_code"))
+    .on_conflict_do_nothing()
+    .returning(PAYLOAD.c.payload_digest)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
+async def prescriptions_of_patient(
+    session: AsyncSession,
+    facility_code: str,
+    *,
+    national_id: str | None = None,
+    insurance_no: str | None = None,
+    date_of_birth: date | None = None,
+    limit: int,
+) -> list[AnyRow]:
+    """One facility's prescriptions of a patient (HEADER columns), newest first, by one indexed
+    identifier; a name is matched by the caller among the rows of its date of birth."""
+    stmt = select(*HEADER).where(RX.c.facility_code == facility_code)
+    if national_id is not None:
+        stmt = stmt.where(RX.c.patient_national_id == national_id)
+    elif insurance_no is not None:
+        stmt = stmt.where(RX.c.patient_insurance_no == insurance_no)
+    elif date_of_birth is not None:
+        stmt = stmt.where(RX.c.patient_date_of_birth == date_of_birth)
+    else:
+        return []
+    return list((await session.execute(stmt.order_by(RX.c.issued_at.desc()).limit(limit))).all())

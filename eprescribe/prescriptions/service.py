@@ -36,6 +36,7 @@ from eprescribe.registry.schemas import FacilityRecord, PrescriberRecord
 from kit import audit
 from kit.audit import AccessAction, ActorKind, Refusal
 from kit.security import KeyRing
+from kit.text import match_key
 from kit.time import utcnow
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FacilityRead",
     "LedgerMove",
+    "PatientQuery",
     "access_entries",
     "access_log",
     "age_in_months",
@@ -56,6 +58,7 @@ __all__ = [
     "lock",
     "move_quantities",
     "open_for_patient",
+    "patient_history",
     "policy_for_forms",
     "qr_matches",
     "qr_svg",
@@ -387,3 +390,57 @@ async def read_for_patient(
 async def access_entries(session: AsyncSession, code: str) -> list[audit.AccessLogEntry]:
     """Who read or changed this prescription (the caller has already logged its own read)."""
     return await audit.entries_for(session, code)
+
+
+# ---- the prescriber console: a patient's earlier prescriptions ------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientQuery:
+    """Who to look for: a citizen ID, an insurance number, or a full name with the date of birth."""
+
+    national_id: str | None = None
+    insurance_no: str | None = None
+    full_name: str | None = None
+    date_of_birth: date | None = None
+
+
+async def patient_history(
+    session: AsyncSession,
+    facility: FacilityRecord,
+    query: PatientQuery,
+    *,
+    address: str | None,
+    limit: int = 50,
+) -> list[PrescriptionRecord]:
+    """This facility's prescriptions of one patient, newest first; each one listed is logged.
+
+    Only the facility's own prescriptions are searched: another facility's never show, so the
+    search is not a way to read the national record.
+    """
+    if query.national_id:
+        found = await repository.prescriptions_of_patient(
+            session, facility.facility_code, national_id=query.national_id, limit=limit
+        )
+    elif query.insurance_no:
+        found = await repository.prescriptions_of_patient(
+            session, facility.facility_code, insurance_no=query.insurance_no.upper(), limit=limit
+        )
+    elif query.full_name and query.date_of_birth:
+        wanted = match_key(query.full_name)
+        same_day = await repository.prescriptions_of_patient(
+            session, facility.facility_code, date_of_birth=query.date_of_birth, limit=limit * 4
+        )
+        found = [p for p in same_day if match_key(p.patient_full_name) == wanted][:limit]
+    else:
+        return []
+    for prescription in found:
+        await audit.record_access(
+            session,
+            prescription_code=prescription.code,
+            actor_kind=ActorKind.FACILITY,
+            actor_code=facility.facility_code,
+            action=AccessAction.PATIENT_SEARCH,
+            client_address=address,
+        )
+    return [_header(tuple(p), ()) for p in found]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eprescribe.prescriptions import checks, codes, qr, repository, signature
 from eprescribe.prescriptions.exceptions import PrescriptionConflict
 from eprescribe.prescriptions.models import Prescription
-from eprescribe.prescriptions.policy import POLICY, is_hiv
+from eprescribe.prescriptions.policy import collection_deadline, is_hiv
 from eprescribe.prescriptions.schemas import (
     PrescribedItem,
     PrescriptionPayload,
@@ -21,7 +21,7 @@ from eprescribe.prescriptions.schemas import (
 from eprescribe.registry.exceptions import PrescriberNotAllowed
 from eprescribe.registry.schemas import ClientStatus, FacilityRecord
 from kit import audit, idempotency, metrics
-from kit.errors import Forbidden, InvalidContent, field_error
+from kit.errors import Forbidden, InvalidContent, field_error, pydantic_errors
 from kit.runtime import Runtime
 from kit.settings import Settings
 from kit.text import match_key
@@ -92,8 +92,7 @@ def parse_payload(raw: bytes) -> PrescriptionPayload:
     try:
         return PrescriptionPayload.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        errors = [field_error(["payload", *e["loc"]], e["msg"]) for e in exc.errors()]
-        raise InvalidContent.from_errors(errors) from exc
+        raise InvalidContent.from_errors(pydantic_errors(exc, ["payload"])) from exc
 
 
 def _authorise(
@@ -104,25 +103,35 @@ def _authorise(
     if payload.facility_code != facility.facility_code:
         raise Forbidden(
             f"This token belongs to facility {facility.facility_code}, the prescription names {payload.facility_code}",
-            errors=[field_error(["payload", "facility_code"], "not the facility of the token")],
+            errors=[
+                field_error(
+                    ["payload", "facility_code"], "not the facility of the token", "not_token_facility"
+                )
+            ],
         )
     if prescriber.status != ClientStatus.ACTIVE:
         raise PrescriberNotAllowed(f"Prescriber {prescriber.prescriber_id} is {prescriber.status}")
     if not signed.works_here:
         raise PrescriberNotAllowed(
             f"Prescriber {prescriber.prescriber_id} is not registered at facility {facility.facility_code}",
-            errors=[field_error(["body", "jws", "header", "kid"], "not registered at this facility")],
+            errors=[
+                field_error(
+                    ["body", "jws", "header", "kid"], "not registered at this facility", "not_at_facility"
+                )
+            ],
         )
 
 
 def _check_issued_at(payload: PrescriptionPayload, now: datetime, settings: Settings) -> None:
     issued = payload.issued_at
     if issued > now + timedelta(seconds=settings.clock_skew_seconds):
-        raise InvalidContent.field(["payload", "issued_at"], "is in the future")
+        raise InvalidContent.field(["payload", "issued_at"], "is in the future", "issued_in_future")
     if issued < now - timedelta(seconds=settings.issued_at_max_age_seconds):
         raise InvalidContent.field(
             ["payload", "issued_at"],
             f"is older than {settings.issued_at_max_age_seconds // 3600} hours; sign a fresh prescription",
+            "issued_too_long_ago",
+            hours=settings.issued_at_max_age_seconds // 3600,
         )
 
 
@@ -133,12 +142,14 @@ def _client_code(payload: PrescriptionPayload, facility_code: str) -> str | None
     code = codes.canonical(payload.code)
     if code is None:
         raise InvalidContent.field(
-            ["payload", "code"], "must be 5 facility characters, 7 of [0-9A-Z], '-' and the kind"
+            ["payload", "code"],
+            "must be 5 facility characters, 7 of [0-9A-Z], '-' and the kind",
+            "code_format",
         )
     if codes.facility_of(code) != facility_code:
-        raise InvalidContent.field(["payload", "code"], "must start with the facility code")
+        raise InvalidContent.field(["payload", "code"], "must start with the facility code", "code_facility")
     if codes.kind_of(code) != payload.kind:
-        raise InvalidContent.field(["payload", "code"], "must end with the prescription's kind")
+        raise InvalidContent.field(["payload", "code"], "must end with the prescription's kind", "code_kind")
     return code
 
 
@@ -146,14 +157,16 @@ async def _replaceable(session: AsyncSession, replaces: str, facility_code: str)
     """The prescription this one corrects: of this facility, with nothing dispensed yet."""
     code = codes.canonical(replaces)
     if code is None:
-        raise InvalidContent.field(["payload", "replaces"], "not a prescription code")
+        raise InvalidContent.field(["payload", "replaces"], "not a prescription code", "code_format")
     old = await repository.get_prescription(session, code)
     if old is None or old.facility_code != facility_code:
-        raise InvalidContent.field(["payload", "replaces"], "no prescription of this facility has this code")
+        raise InvalidContent.field(
+            ["payload", "replaces"], "no prescription of this facility has this code", "replaces_unknown"
+        )
     if old.status != PrescriptionStatus.ACTIVE:
         raise PrescriptionConflict(
             f"{code} is {old.status}; only a prescription with nothing dispensed can be replaced",
-            errors=[field_error(["payload", "replaces"], "not replaceable")],
+            errors=[field_error(["payload", "replaces"], "not replaceable", "not_replaceable")],
         )
     return old
 
@@ -188,7 +201,7 @@ def _prescription(
         "prescriber_name": signed.prescriber.full_name,
         "facility_name": facility.name,
         "issued_at": payload.issued_at,
-        "valid_until": payload.issued_at + POLICY.collection_window,
+        "valid_until": collection_deadline(payload.issued_at),
         "replaces_code": codes.canonical(payload.replaces) if payload.replaces else None,
         "patient_full_name": patient.full_name,
         "patient_date_of_birth": patient.date_of_birth,
@@ -267,7 +280,8 @@ async def _insert(
             raise PrescriptionConflict(REPLAY)
         if chosen:
             raise PrescriptionConflict(
-                f"Code {code} is already in use", errors=[field_error(["payload", "code"], "already in use")]
+                f"Code {code} is already in use",
+                errors=[field_error(["payload", "code"], "already in use", "code_in_use")],
             )
     raise PrescriptionConflict("Could not draw a free code; retry")  # pragma: no cover
 
@@ -279,7 +293,7 @@ async def _mark_replaced(session: AsyncSession, replaced: Prescription, code: st
     ):
         raise PrescriptionConflict(
             f"{replaced.code} can no longer be replaced: something was dispensed or it was cancelled",
-            errors=[field_error(["payload", "replaces"], "not replaceable")],
+            errors=[field_error(["payload", "replaces"], "not replaceable", "not_replaceable")],
         )
 
 

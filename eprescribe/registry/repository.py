@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
 from eprescribe.registry.schemas import ClientStatus
+from kit.prepared import Prepared
 
 PHARMACY = Pharmacy.__table__  # type: ignore[attr-defined]
 FACILITY = Facility.__table__  # type: ignore[attr-defined]
@@ -35,14 +36,16 @@ PHARMACY_COLUMNS = (
 
 
 # Hot-path statements are built once: a request binds parameters and reuses the compiled SQL.
-_PHARMACY_BY_CODE = select(*PHARMACY_COLUMNS).where(PHARMACY.c.connection_code == bindparam("code"))
-_FACILITY_BY_CODE = select(
-    FACILITY.c.facility_code,
-    FACILITY.c.name,
-    FACILITY.c.province_code,
-    FACILITY.c.status,
-    FACILITY.c.credentials_version,
-).where(FACILITY.c.facility_code == bindparam("code"))
+_PHARMACY_BY_CODE = Prepared(select(*PHARMACY_COLUMNS).where(PHARMACY.c.connection_code == bindparam("code")))
+_FACILITY_BY_CODE = Prepared(
+    select(
+        FACILITY.c.facility_code,
+        FACILITY.c.name,
+        FACILITY.c.province_code,
+        FACILITY.c.status,
+        FACILITY.c.credentials_version,
+    ).where(FACILITY.c.facility_code == bindparam("code"))
+)
 PRESCRIBER_COLUMNS = (
     PRESCRIBER.c.prescriber_id,
     PRESCRIBER.c.full_name,
@@ -51,27 +54,31 @@ PRESCRIBER_COLUMNS = (
     PRESCRIBER.c.controlled_allowed,
     PRESCRIBER.c.status,
 )
-_SIGNER_AT = select(
-    *PRESCRIBER_COLUMNS,
-    select(LINK.c.prescriber_id)
-    .where(LINK.c.prescriber_id == PRESCRIBER.c.prescriber_id, LINK.c.facility_code == bindparam("facility"))
-    .exists(),
-).where(PRESCRIBER.c.prescriber_id == bindparam("prescriber"))
+_SIGNER_AT = Prepared(
+    select(
+        *PRESCRIBER_COLUMNS,
+        select(LINK.c.prescriber_id)
+        .where(
+            LINK.c.prescriber_id == PRESCRIBER.c.prescriber_id, LINK.c.facility_code == bindparam("facility")
+        )
+        .exists(),
+    ).where(PRESCRIBER.c.prescriber_id == bindparam("prescriber"))
+)
 
 
 async def pharmacy_row(session: AsyncSession, connection_code: str) -> AnyRow | None:
     """The pharmacy's record columns and credentials version, in one Core round trip (hot path)."""
-    return (await session.execute(_PHARMACY_BY_CODE, {"code": connection_code})).first()
+    return await _PHARMACY_BY_CODE.first(session, {"code": connection_code})
 
 
 async def facility_row(session: AsyncSession, facility_code: str) -> AnyRow | None:
-    return (await session.execute(_FACILITY_BY_CODE, {"code": facility_code})).first()
+    return await _FACILITY_BY_CODE.first(session, {"code": facility_code})
 
 
 async def signer_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> AnyRow | None:
     """The prescriber's record columns and whether they work at this facility (last column)."""
     params = {"prescriber": prescriber_id, "facility": facility_code}
-    return (await session.execute(_SIGNER_AT, params)).first()
+    return await _SIGNER_AT.first(session, params)
 
 
 async def get_admin(session: AsyncSession, client_id: str) -> AdminClient | None:

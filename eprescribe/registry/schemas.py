@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from kit.fields import NonEmpty, PersonName, Strict
+from kit.text import vietnamese_sort_key
 
 
 class ClientStatus(StrEnum):
@@ -139,3 +140,10 @@ class Province:
 
     def name(self, lang: str) -> str:
         return self.name_en if lang == "en" else self.name_vi
+
+    def sort_key(self, lang: str) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+        """Dictionary order of the name, as a list of provinces reads (Hồ Chí Minh among the H)."""
+        name = self.name(lang)
+        for prefix in ("Thành phố ", "Tỉnh ", "City of "):
+            name = name.removeprefix(prefix)
+        return vietnamese_sort_key(name)

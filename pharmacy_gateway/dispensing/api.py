@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from eprescribe.registry import service as registry
@@ -16,6 +16,7 @@ from kit.fields import PageOffset, SafeDate, SafeInstant
 from kit.runtime import RuntimeDep, client_address
 from kit.throttle import PaceDep
 from kit.time import start_of_vn_day
+from kit.web import model_response
 from pharmacy_gateway.deps import CurrentPharmacy
 from pharmacy_gateway.dispensing import service
 from pharmacy_gateway.dispensing.schemas import (
@@ -65,11 +66,12 @@ async def lookup_prescription(
     pharmacy: CurrentPharmacy,
     session: SessionDep,
     runtime: RuntimeDep,
-) -> GatewayPrescription:
+) -> Response:
     """Read a prescription by its typed code or the full text of its QR code (case-insensitive)."""
-    return await service.lookup(
+    found = await service.lookup(
         session, runtime, pharmacy=pharmacy, text=code, address=client_address(request), pace=pace
     )
+    return model_response(found)
 
 
 @router.post(

@@ -124,3 +124,22 @@ async def dispenses_of_prescription(
         .order_by(col(Dispense.created_at), col(Dispense.id))
     )
     return list(result.scalars())
+
+
+async def dispense_with_id_prefix(session: AsyncSession, *, pharmacy_id: int, prefix: str) -> Dispense | None:
+    """One pharmacy's dispense whose public id starts with `prefix` (a short receipt number).
+
+    A range, not LIKE, so the unique index on `dispense_id` serves it under any collation.
+    """
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    result = await session.execute(
+        select(Dispense)
+        .where(
+            col(Dispense.dispense_id) >= prefix,
+            col(Dispense.dispense_id) < after,
+            col(Dispense.pharmacy_id) == pharmacy_id,
+        )
+        .order_by(col(Dispense.created_at).desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()

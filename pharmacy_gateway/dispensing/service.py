@@ -39,6 +39,7 @@ from pharmacy_gateway.dispensing.schemas import (
     PatientSummary,
     Pharmacist,
     Substitute,
+    receipt_id_prefix,
 )
 
 # The access log's code column holds 14 characters: an unparsable guess keeps a recognisable head.
@@ -222,22 +223,34 @@ async def _products_for_lines(
         loc: list[str | int] = ["body", "items", index]
         line = by_line.get(requested.line_no)
         if line is None:
-            errors.append(field_error([*loc, "line_no"], f"the prescription has no line {requested.line_no}"))
+            errors.append(
+                field_error(
+                    [*loc, "line_no"],
+                    f"the prescription has no line {requested.line_no}",
+                    "line_not_on_prescription",
+                    line=requested.line_no,
+                )
+            )
             continue
         product = products.get(requested.registration_no)
         if product is None:
-            errors.append(field_error([*loc, "registration_no"], "no such product in the national catalogue"))
+            errors.append(
+                field_error(
+                    [*loc, "registration_no"], "no such product in the national catalogue", "not_in_catalogue"
+                )
+            )
             continue
         if product.key != line.key:
             errors.append(
                 field_error(
                     [*loc, "registration_no"],
                     "the product's active ingredient, strength or dosage form differs from the prescribed line",
+                    "product_differs_from_line",
                 )
             )
             continue
         if requested.expiry_date is not None and requested.expiry_date < today:
-            errors.append(field_error([*loc, "expiry_date"], "this batch has expired"))
+            errors.append(field_error([*loc, "expiry_date"], "this batch has expired", "batch_expired"))
             continue
         wanted[requested.line_no] += requested.quantity
     if errors:
@@ -255,6 +268,10 @@ def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: Presc
                 field_error(
                     ["body", "items", index, "quantity"],
                     f"{quantity} asked for line {line_no}, only {remaining[line_no]} remain",
+                    "quantity_exceeds_remaining",
+                    asked=quantity,
+                    line=line_no,
+                    remaining=remaining[line_no],
                 )
             )
     if errors:
@@ -552,3 +569,17 @@ async def dispenses_for_patient(
             )
         )
     return found
+
+
+async def own_dispense_by_receipt(
+    session: AsyncSession, *, pharmacy: PharmacyRecord, receipt_no: str
+) -> DispenseView | None:
+    """This pharmacy's dispense with the short number printed on its receipt, if there is one."""
+    prefix = receipt_id_prefix(receipt_no)
+    if prefix is None:
+        return None
+    record = await repository.dispense_with_id_prefix(session, pharmacy_id=pharmacy.id, prefix=prefix)
+    if record is None or record.id is None:
+        return None
+    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
+    return _dispense_view(record, lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eprescribe.catalogue import service as catalogue
 from eprescribe.catalogue.schemas import CONTROLLED_CATEGORIES, Product
 from eprescribe.registry.schemas import PharmacyRecord
-from kit.errors import FieldErrors, field_error
+from kit.errors import FieldErrors, field_error, pydantic_errors
 from kit.fields import unsafe_reason
-from kit.text import fold
+from kit.text import fold, parse_whole_number
 from kit.time import utcnow
 from pharmacy_gateway.prices import repository
 from pharmacy_gateway.prices.exceptions import PriceListRejected
@@ -46,18 +47,50 @@ def parse_price_list(body: Any, loc: Sequence[str | int] = ("body",)) -> list[An
     return items
 
 
+# Column names a pharmacy's spreadsheet may use, folded (no diacritics, lower case, `_` as space).
+HEADER_ALIASES = {
+    "registration_no": {"registration no", "so dang ky", "sdk", "so dk"},
+    "price": {"price", "gia", "don gia", "gia ban", "gia niem yet"},
+    "unit": {"unit", "don vi", "don vi tinh", "dvt"},
+}
+
+
+def _column(name: str | None) -> str | None:
+    # `Giá (đồng)` is the price column too: what is in brackets only explains.
+    folded = fold(re.sub(r"\(.*?\)", "", (name or "").replace("_", " "))).strip(" .:")
+    return next((column for column, aliases in HEADER_ALIASES.items() if folded in aliases), None)
+
+
 def parse_price_csv(text: str) -> tuple[list[dict[str, Any]], list[Loc]]:
-    """Read the rows of a `registration_no,price,unit` CSV and where each came from (`["csv", line]`)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = [c for c in PRICE_CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    """Read the rows of a `registration_no,price,unit` CSV and where each came from (`["csv", line]`).
+
+    The header may be in Vietnamese (`Số đăng ký;Giá;Đơn vị`), the separator `,` or `;` (what a
+    spreadsheet set to Vietnamese writes), and a price may be written `1.500` or `1.500 ₫`.
+    """
+    text = text.lstrip("\ufeff")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    reader.fieldnames = [_column(name) or (name or "") for name in (reader.fieldnames or [])]
+    missing = [c for c in PRICE_CSV_COLUMNS if c not in reader.fieldnames]
     if missing:
-        raise PriceListRejected([field_error(["csv", 1], f"the header lacks {', '.join(missing)}")])
+        raise PriceListRejected(
+            [
+                field_error(
+                    ["csv", 1],
+                    f"the header lacks {', '.join(missing)}",
+                    "csv_header_missing",
+                    columns=missing,
+                )
+            ]
+        )
     items: list[dict[str, Any]] = []
     locations: list[Loc] = []
     for row in reader:
         price_text = (row.get("price") or "").strip()
         # A whole number becomes an int; anything else stays text so the error names it.
-        price: Any = int(price_text) if price_text.isdigit() else price_text
+        whole = parse_whole_number(price_text)
+        price: Any = whole if whole is not None else price_text
         items.append(
             {
                 "registration_no": row.get("registration_no") or "",
@@ -67,10 +100,18 @@ def parse_price_csv(text: str) -> tuple[list[dict[str, Any]], list[Loc]]:
         )
         locations.append(["csv", reader.line_num])
     if not items:
-        raise PriceListRejected([field_error(["csv"], "the file holds no price rows")])
+        raise PriceListRejected([field_error(["csv"], "the file holds no price rows", "csv_empty")])
     if len(items) > MAX_ITEMS_PER_REQUEST:
         raise PriceListRejected(
-            [field_error(["csv"], f"at most {MAX_ITEMS_PER_REQUEST} rows per file, not {len(items)}")]
+            [
+                field_error(
+                    ["csv"],
+                    f"at most {MAX_ITEMS_PER_REQUEST} rows per file, not {len(items)}",
+                    "csv_too_many_rows",
+                    max=MAX_ITEMS_PER_REQUEST,
+                    rows=len(items),
+                )
+            ]
         )
     return items, locations
 
@@ -79,10 +120,7 @@ def _validate_item(raw: Any, where: Loc) -> tuple[PriceItemIn | None, FieldError
     try:
         return PriceItemIn.model_validate(raw), []
     except ValidationError as exc:
-        return None, [
-            field_error([*where, *[p for p in e["loc"] if isinstance(p, str | int)]], e["msg"])
-            for e in exc.errors()
-        ]
+        return None, pydantic_errors(exc, where)
 
 
 REGISTRATION_NO_MAX = 64
@@ -101,15 +139,31 @@ def _claimed_number(raw: Any) -> str | None:
 
 def _item_problem(
     item: PriceItemIn, product: Product | None, repeats: Loc | None, pharmacy: PharmacyRecord
-) -> tuple[str, str] | None:
+) -> tuple[str, str, str, dict[str, Any]] | None:
+    """What is wrong with an item: (field, sentence, code, values), or None."""
     if repeats is not None:
-        return ("registration_no", f"repeats {'.'.join(map(str, repeats))}: one price per product")
+        return (
+            "registration_no",
+            f"repeats {'.'.join(map(str, repeats))}: one price per product",
+            "repeated_product",
+            {"at": repeats},
+        )
     if product is None:
-        return ("registration_no", NOT_IN_CATALOGUE)
+        return ("registration_no", NOT_IN_CATALOGUE, "not_in_catalogue", {})
     if fold(item.unit) != fold(product.unit):
-        return ("unit", f"this product is priced per '{product.unit}'")
+        return (
+            "unit",
+            f"this product is priced per '{product.unit}'",
+            "unit_differs",
+            {"unit": product.unit},
+        )
     if product.category in CONTROLLED_CATEGORIES and not pharmacy.controlled_licence:
-        return ("registration_no", "a controlled drug needs an outlet with a controlled licence")
+        return (
+            "registration_no",
+            "a controlled drug needs an outlet with a controlled licence",
+            "controlled_needs_licence",
+            {},
+        )
     return None
 
 
@@ -133,14 +187,17 @@ async def _accepted(
     )
     for index, number in unparsed.items():
         if number not in products:
-            errors[index].insert(0, field_error([*where_of[index], "registration_no"], NOT_IN_CATALOGUE))
+            errors[index].insert(
+                0, field_error([*where_of[index], "registration_no"], NOT_IN_CATALOGUE, "not_in_catalogue")
+            )
     seen: dict[str, Loc] = {}
     accepted: list[tuple[PriceItemIn, Product]] = []
     for index, where, item in parsed:
         product = products.get(item.registration_no)
         problem = _item_problem(item, product, seen.get(item.registration_no), pharmacy)
         if problem is not None:
-            errors.setdefault(index, []).append(field_error([*where, problem[0]], problem[1]))
+            field, msg, code, params = problem
+            errors.setdefault(index, []).append(field_error([*where, field], msg, code, **params))
         elif product is not None:
             accepted.append((item, product))
         seen.setdefault(item.registration_no, where)

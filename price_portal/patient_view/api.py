@@ -7,9 +7,8 @@ entry, and the page shows that log back: who looked, and when.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +27,7 @@ from kit.errors import Throttled
 from kit.runtime import RuntimeDep, client_address
 from kit.settings import Settings
 from kit.throttle import PaceDep
-from kit.time import VIETNAM_TIME, utcnow
+from kit.time import parse_day, utcnow
 from kit.web_session import SessionKind
 from pharmacy_gateway.dispensing import service as dispensing
 from pharmacy_gateway.prices import service as prices
@@ -42,7 +41,6 @@ site = web.Site(PACKAGE / "templates")
 router = APIRouter(include_in_schema=False)
 
 OFFERS_LIMIT = 10
-_DAY_FIRST = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 
 
 def _subjects(settings: Settings, code: str, address: str) -> list[throttle.Subject]:
@@ -60,18 +58,6 @@ def _subjects(settings: Settings, code: str, address: str) -> list[throttle.Subj
             settings.throttle_block_failures * factor,
         ),
     ]
-
-
-def parse_birth_date(text: str) -> date | None:
-    """Read `YYYY-MM-DD` (the date picker) or `DD/MM/YYYY` (typed the Vietnamese way)."""
-    text = text.strip()
-    try:
-        match = _DAY_FIRST.match(text)
-        if match:
-            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _url(code: str) -> str:
@@ -113,6 +99,30 @@ def _ask_page(
     return response
 
 
+def code_in(text: str) -> str | None:
+    """The prescription code in what a patient typed or pasted: the code, the QR text or the link."""
+    text = text.strip().rstrip("/")
+    return prescriptions.code_from_scanned(text.rsplit("/", 1)[-1]) if text else None
+
+
+@router.get("/rx")
+async def open_page(request: Request, code: Annotated[str | None, Query(max_length=4000)] = None) -> Response:
+    """Ask for the code printed on the prescription, then open that prescription's page."""
+    error = None
+    if code is not None:
+        found = code_in(code)
+        if found is not None:
+            return RedirectResponse(_url(found), status_code=303)
+        error = web.MESSAGES.text(web.choose_language(request).lang, "rx.open.bad_code")
+    return site.render(
+        request,
+        "patient_open.html",
+        {"home": "/rx", "nav": [], "csrf": "", "sign_out_url": "", "error": error, "typed": code or ""},
+        status_code=422 if error else 200,
+        cache_seconds=0 if error or code else 300,
+    )
+
+
 @router.post("/rx/{code}")
 async def answer(
     code: str,
@@ -135,7 +145,8 @@ async def answer(
         return _ask_page(
             request, shown, error=t("rx.ask.throttled"), status_code=429, headers=refused.headers
         )
-    born = parse_birth_date(date_of_birth)
+    # Typed the Vietnamese way (20/06/1985) or as the ISO day some browsers' date pickers send.
+    born = parse_day(date_of_birth)
     if born is None:
         return _ask_page(request, shown, error=t("rx.ask.bad_date"), status_code=422)
     found = await prescriptions.open_for_patient(session, shown, born, address=address)
@@ -290,8 +301,7 @@ async def view(
             "offers": offers,
             "basket_lines": basket_lines,
             "province": province,
-            "provinces": sorted(provinces.values(), key=lambda pr: pr.name(lang)),
+            "provinces": sorted(provinces.values(), key=lambda pr: pr.sort_key(lang)),
             "province_name": provinces[province].name(lang) if province in provinces else province,
-            "vn": VIETNAM_TIME,
         },
     )

@@ -11,27 +11,19 @@ Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from eprescribe.registry import service as registry
-from erx.migrate import upgrade
-from kit.runtime import Runtime
-from tests.conftest import make_settings
-from tests.live import ARTIFACTS, launch_chromium, live_server
+from tests import browsing
+from tests.browsing import Department, fake_camera, live_system
+from tests.live import launch_chromium
 
-ADMIN_ID = "admin-browser"
-ADMIN_SECRET = "browser-test-admin-secret-0123456789"
 PATIENT_DOB = "1985-06-20"
 
 pytestmark = pytest.mark.browser
@@ -40,115 +32,12 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running server on its own SQLite database, with one admin client."""
-    settings = make_settings(tmp_path_factory.mktemp("consoles-browser"), None)
-    upgrade(settings)
-
-    async def prepare() -> None:
-        runtime = Runtime.build(settings)
-        try:
-            async with runtime.database.sessionmaker() as session, session.begin():
-                await registry.create_admin_client(
-                    session, runtime.hasher, name="browser test", client_id=ADMIN_ID, secret=ADMIN_SECRET
-                )
-        finally:
-            await runtime.database.dispose()
-
-    asyncio.run(prepare())
-    with live_server(settings) as base:
-        yield base
-
-
-@dataclass
-class Department:
-    """The health department and the clients it registers, over the real API."""
-
-    http: httpx.Client
-
-    def token(self, path: str, client_id: str, secret: str) -> str:
-        r = self.http.post(
-            path, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-        )
-        assert r.status_code == 200, r.text
-        return str(r.json()["access_token"])
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token('/api/v1/auth/token', ADMIN_ID, ADMIN_SECRET)}"}
-
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        r = self.http.post(path, json=body, headers=headers or self.admin)
-        assert r.status_code in (200, 201), r.text
-        result: dict[str, Any] = r.json()
-        return result
-
-    def drug(
-        self,
-        registration_no: str,
-        name: str,
-        ingredient: str,
-        strength: str,
-        form: str,
-        unit: str,
-        category: str = "normal",
-    ) -> None:
-        self.post(
-            "/api/v1/drugs",
-            {
-                "registration_no": registration_no,
-                "name": name,
-                "active_ingredient": ingredient,
-                "strength": strength,
-                "dosage_form": form,
-                "unit": unit,
-                "category": category,
-            },
-        )
-
-    def pharmacy(self, name: str, province: str) -> tuple[str, str]:
-        created = self.post(
-            "/api/v1/pharmacies",
-            {
-                "name": name,
-                "kind": "pharmacy",
-                "province_code": province,
-                "address": f"{name}, Hà Nội",
-                "controlled_licence": False,
-            },
-        )
-        return created["connection_code"], created["client_secret"]
-
-    def prices(self, pharmacy: tuple[str, str], items: list[tuple[str, int, str]]) -> None:
-        token = self.token("/gateway/v1/auth/token", *pharmacy)
-        r = self.http.put(
-            "/gateway/v1/prices",
-            json={"items": [{"registration_no": n, "price": p, "unit": u} for n, p, u in items]},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert r.status_code == 200, r.text
-
-
-def fake_camera(png: bytes, path: Path) -> Path:
-    """A Y4M video (what Chromium's fake capture device plays) of the QR on a white card."""
-    width, height = 640, 480
-    qr = Image.open(io.BytesIO(png)).convert("L")
-    side = min(440, height - 20)
-    frame = Image.new("L", (width, height), 235)
-    frame.paste(
-        qr.resize((side, side), Image.Resampling.NEAREST), ((width - side) // 2, (height - side) // 2)
-    )
-    luma = frame.tobytes()
-    # 4:2:0 chroma at neutral grey: a black and white picture.
-    chroma = bytes([128]) * ((width // 2) * (height // 2))
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(10):
-            out.write(b"FRAME\n" + luma + chroma + chroma)
-    return path
+    with live_system(tmp_path_factory.mktemp("consoles-browser")) as system:
+        yield system.base
 
 
 def shot(page: Page, name: str, **kwargs: Any) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"consoles-{name}.png"), full_page=True, **kwargs)
+    browsing.shot(page, f"consoles-{name}", **kwargs)
 
 
 def launch(playwright: Any, *extra: str) -> Browser:
@@ -307,7 +196,8 @@ def _prescriber(browser: Browser, live: str, dept: Department, facility: dict[st
 
     # The A5 paper prescription: the QR as inline SVG and the code in large type.
     created.locator("a.result-code").click()
-    expect(page.locator(".paper-qr svg path")).to_have_count(1)
+    # Two QR codes: the signed one for the pharmacy, and the patient's own page.
+    expect(page.locator(".paper-qr svg path")).to_have_count(2)
     expect(page.locator(".paper-code")).to_have_text(code)
     page.emulate_media(media="print")
     page.set_viewport_size({"width": 560, "height": 794})  # A5 at 96 dpi
@@ -352,9 +242,9 @@ def _pharmacist(browser: Browser, live: str, pharmacy: tuple[str, str], code: st
     expect(result).to_be_visible()
     expect(page.locator('fieldset.line[data-line="1"] [data-remaining]')).to_have_text("12")
     shot(page, "6-dispensed")
-    result.get_by_role("link").click()
+    result.get_by_role("link").first.click()
     expect(page.locator("[data-total]")).to_contain_text("7.200")
-    expect(page.locator("[data-dispense-id]")).to_be_visible()
+    expect(page.locator("[data-receipt-no]")).to_be_visible()
     shot(page, "7-receipt")
     page.goto(f"{live}/console/pharmacy/dispenses")
     expect(page.locator("tr[data-dispense]")).to_have_count(1)

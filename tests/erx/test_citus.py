@@ -244,7 +244,8 @@ def unrouted(statement: str) -> list[str]:
         column = DISTRIBUTED.get(table)
         if column is None:
             continue
-        insert = re.match(rf"\s*INSERT INTO {table}\s*\(([^)]*)\)", statement, re.I)
+        # Inserts count wherever they stand, a data-modifying CTE included.
+        insert = re.search(rf"INSERT INTO {table}\s*\(([^)]*)\)", statement, re.I)
         if insert:
             if column not in [c.strip() for c in insert.group(1).split(",")]:
                 missing.append(f"{table} (insert without {column})")

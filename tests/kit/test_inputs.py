@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kit.errors import BadRequest
-from pharmacy_gateway.console.api import decode_qr
+from pharmacy_gateway.console.counter import decode_qr
 from tests.conftest import Harness
 from tests.factories import Api, World, payload_for, sign, stored_count
 

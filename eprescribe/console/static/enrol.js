@@ -1,4 +1,5 @@
 // Enrolment: create a non-extractable signing key in this browser and show its public JWK.
+import { formatMoment } from "../erx/i18n.js";
 import { createKey, cryptoAvailable, deleteKey, findKeyFor, listKeys } from "./keystore.js";
 import { el, readJson, translator } from "./common.js";
 
@@ -31,7 +32,7 @@ async function refresh() {
         "li",
         { "data-key": record.id, class: matching && matching.id === record.id ? "registered" : "" },
         el("span", { class: "mono small", text: record.thumbprint }),
-        el("span", { class: "muted small", text: new Date(record.createdAt).toLocaleString() }),
+        el("span", { class: "muted small", text: formatMoment(record.createdAt) }),
         matching && matching.id === record.id ? el("span", { class: "badge good", text: t("enrol.in_use") }) : null,
         el("button", {
           type: "button",

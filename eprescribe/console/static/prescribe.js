@@ -1,13 +1,33 @@
 // The prescription form: catalogue and ICD-10 search, the rules checked as the prescriber types,
 // one prescription per kind, and the signature made in this browser with the enrolled key.
+// What is typed is kept in this browser until sent (draft.js); words, dates and refusals are
+// in the page's language (../erx/i18n.js), whatever the browser's own language is.
 import { cryptoAvailable, findKeyFor, signJws } from "./keystore.js";
-import { combobox, csrfFetch, el, problemOf, readJson, translator } from "./common.js";
+import { combobox, csrfFetch, el, problemOf } from "./common.js";
+import { fieldErrors } from "./fielderrors.js";
+import { ageInMonths, parseWeight, rulesOf } from "./rules.js";
+import { clearDraft, draftKey, loadDraft, resumeSession, saveDraft, setAside, takePrevious } from "./draft.js";
+import {
+  compareDays,
+  errorText,
+  fill,
+  formatDay,
+  formatMoment,
+  isoDay,
+  parseDay,
+  problemText,
+  readJson,
+  translator,
+  vnToday,
+} from "../erx/i18n.js";
 
 const page = readJson("console-page");
 const policy = readJson("console-policy");
-const t = translator(readJson("console-text"), "console.js.");
-const chronic = new Set(policy.chronic_icd10);
-const KINDS = ["c", "n", "h", "y", "t"];
+const messages = readJson("console-text");
+const t = translator(messages, "console.js.");
+const rules = rulesOf(policy);
+const FIELDS = ["p-full-name", "p-dob", "p-gender", "p-national-id", "p-insurance", "p-phone", "p-address", "p-weight", "g-full-name", "g-national-id", "g-phone", "notes", "follow-up"];
+const DRAFT = draftKey(page.facility_code, page.prescriber_id);
 
 const $ = (id) => document.getElementById(id);
 const form = $("rx-form");
@@ -18,139 +38,11 @@ const linesBox = $("lines");
 const diagnosesBox = $("diagnoses");
 const splitOffer = $("split-offer");
 const splitOk = $("split-ok");
+const sessionNote = $("session-note");
+const errorsOf = fieldErrors(form, summary);
 
-const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false };
+const state = { lines: [], diagnoses: [], submitted: false, touched: new Set(), sending: false, replaces: null, replacesKind: null, origin: null, sessionEnded: false };
 let signingKey = null;
-
-// ---- dates and rules (the values come from the server's policy table) ----------------------
-
-function parseDay(value) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value || "");
-  return match ? { y: Number(match[1]), m: Number(match[2]), d: Number(match[3]) } : null;
-}
-
-function today() {
-  const now = new Date();
-  return { y: now.getFullYear(), m: now.getMonth() + 1, d: now.getDate() };
-}
-
-function compareDays(a, b) {
-  return a.y - b.y || a.m - b.m || a.d - b.d;
-}
-
-function ageInMonths(born, on) {
-  let months = (on.y - born.y) * 12 + (on.m - born.m);
-  if (on.d < born.d) months -= 1;
-  return months;
-}
-
-function isChronic(code) {
-  const upper = code.toUpperCase();
-  return chronic.has(upper) || chronic.has(upper.slice(0, 3));
-}
-
-function isCancerOrAids(code) {
-  const upper = code.toUpperCase();
-  return (
-    policy.cancer_icd10_prefixes.some((prefix) => upper.startsWith(prefix)) ||
-    policy.hiv_icd10_blocks.includes(upper.slice(0, 3))
-  );
-}
-
-function kindOf(line) {
-  if (line.drug.category === "traditional" && line.decoction) return "t";
-  return policy.kind_of_category[line.drug.category];
-}
-
-function daysLimit(kind) {
-  const chronicDx = state.diagnoses.some((d) => isChronic(d.icd10));
-  const cancerOrAids = state.diagnoses.some((d) => isCancerOrAids(d.icd10));
-  if (kind === "n") {
-    return cancerOrAids
-      ? { limit: policy.narcotic_max_days_per_round, why: "limit.narcotic_round" }
-      : { limit: policy.narcotic_max_days_acute, why: "limit.narcotic_acute" };
-  }
-  if (kind === "h") {
-    return chronicDx
-      ? { limit: policy.psychotropic_max_days_long_term, why: "limit.psychotropic_long" }
-      : { limit: policy.psychotropic_max_days_acute, why: "limit.psychotropic_acute" };
-  }
-  return chronicDx
-    ? { limit: policy.max_days_supply_chronic, why: "limit.chronic" }
-    : { limit: policy.max_days_supply, why: "limit.normal" };
-}
-
-function groups() {
-  const byKind = new Map();
-  state.lines.forEach((line, index) => {
-    const kind = kindOf(line);
-    if (!byKind.has(kind)) byKind.set(kind, []);
-    byKind.get(kind).push(index);
-  });
-  return KINDS.filter((kind) => byKind.has(kind)).map((kind) => [kind, byKind.get(kind)]);
-}
-
-// ---- field errors ----------------------------------------------------------------------
-
-function errorSlot(loc) {
-  return form.querySelector(`[data-error-for="${CSS.escape(loc)}"]`);
-}
-
-function linkError(input, slot) {
-  if (!slot.id) slot.id = `error-${Math.random().toString(36).slice(2)}`;
-  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-  if (!described.includes(slot.id)) input.setAttribute("aria-describedby", [...described, slot.id].join(" "));
-}
-
-function initErrorLinks(root) {
-  for (const input of root.querySelectorAll("[data-loc]")) {
-    const slot = errorSlot(input.dataset.loc);
-    if (slot) linkError(input, slot);
-  }
-}
-
-function clearErrors() {
-  for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
-  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-}
-
-// Show an error on the most specific part of the form that exists for `loc`.
-function setError(loc, message) {
-  const parts = loc.split(".");
-  while (parts.length) {
-    const key = parts.join(".");
-    const slot = errorSlot(key);
-    if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
-      const input = form.querySelector(`[data-loc="${CSS.escape(key)}"]`);
-      if (input) input.setAttribute("aria-invalid", "true");
-      return key;
-    }
-    parts.pop();
-  }
-  return null;
-}
-
-function showSummary(title, errors) {
-  const list = summary.querySelector("ul");
-  summary.querySelector("h2").textContent = title;
-  list.replaceChildren(
-    ...errors.map((error) => {
-      const input = error.loc ? form.querySelector(`[data-loc="${CSS.escape(error.loc)}"]`) : null;
-      const text = error.label ? `${error.label}: ${error.message}` : error.message;
-      return el("li", {}, input && input.id ? el("a", { href: `#${input.id}`, text }) : text);
-    }),
-  );
-  summary.hidden = errors.length === 0;
-  if (errors.length) summary.focus();
-}
-
-function labelOf(loc) {
-  const input = form.querySelector(`[data-loc="${CSS.escape(loc)}"]`);
-  if (!input || !input.id) return "";
-  const label = form.querySelector(`label[for="${CSS.escape(input.id)}"]`);
-  return label ? label.textContent.replace("*", "").trim() : "";
-}
 
 // ---- reading the form --------------------------------------------------------------------
 
@@ -160,7 +52,14 @@ function value(id) {
 
 function patientAge() {
   const born = parseDay(value("p-dob"));
-  return born ? { born, months: ageInMonths(born, today()) } : null;
+  return born ? { born, months: ageInMonths(born, vnToday()) } : null;
+}
+
+// Months count below the guardian age (72 months); an adult's age is in years only.
+function ageText(months) {
+  if (months < 24) return t("age_months", { months });
+  if (months < policy.guardian_required_under_months) return t("age_years_months", { years: Math.floor(months / 12), months });
+  return t("age_years", { years: Math.floor(months / 12) });
 }
 
 function validate() {
@@ -170,22 +69,23 @@ function validate() {
   const required = (id, loc) => {
     if (!value(id) && show(loc)) add(loc, t("required"));
   };
+  const today = vnToday();
 
   required("p-full-name", "patient.full_name");
   required("p-gender", "patient.gender");
   const age = patientAge();
-  const ageText = $("p-age");
+  const ageBox = $("p-age");
   if (!value("p-dob")) {
     required("p-dob", "patient.date_of_birth");
-    ageText.textContent = "";
+    ageBox.textContent = "";
   } else if (!age) {
-    add("patient.date_of_birth", t("bad_date"));
-  } else if (compareDays(age.born, today()) > 0) {
+    if (show("patient.date_of_birth")) add("patient.date_of_birth", t("bad_date"));
+    ageBox.textContent = "";
+  } else if (compareDays(age.born, today) > 0) {
     add("patient.date_of_birth", t("dob_future"));
-    ageText.textContent = "";
+    ageBox.textContent = "";
   } else {
-    ageText.textContent =
-      age.months < 24 ? t("age_months", { months: age.months }) : t("age_years", { years: Math.floor(age.months / 12), months: age.months });
+    ageBox.textContent = `${formatDay(age.born)} · ${ageText(age.months)}`;
   }
 
   const child = age && age.months >= 0 && age.months < policy.guardian_required_under_months;
@@ -199,7 +99,7 @@ function validate() {
 
   const nationalId = value("p-national-id");
   if (nationalId && !/^[0-9]{12}$/.test(nationalId)) add("patient.national_id", t("national_id_format"));
-  const kinds = groups().map(([kind]) => kind);
+  const kinds = rules.groupsOf(state.lines).map(([kind]) => kind);
   if (kinds.includes("n") && !nationalId) add("patient.national_id", t("national_id_narcotic"));
   const guardianId = value("g-national-id");
   if (guardianId && !/^[0-9]{12}$/.test(guardianId)) add("patient.guardian.national_id", t("national_id_format"));
@@ -210,7 +110,10 @@ function validate() {
     if (phone && !/^\+?[0-9]{8,15}$/.test(phone)) add(loc, t("phone_format"));
   }
   const weight = value("p-weight");
-  if (weight && !(Number(weight) > 0 && Number(weight) <= 400)) add("patient.weight_kg", t("weight_range"));
+  if (weight) {
+    const kg = parseWeight(weight);
+    if (!(kg > 0 && kg <= 400)) add("patient.weight_kg", t("weight_range"));
+  }
 
   if (!state.diagnoses.length && state.submitted) add("diagnoses", t("diagnosis_needed"));
   if (!state.lines.length && state.submitted) add("items", t("drug_needed"));
@@ -224,7 +127,7 @@ function validate() {
     if (!line.unit.trim() && show(`${loc}.unit`)) add(`${loc}.unit`, t("required"));
     if (!line.instructions.trim() && show(`${loc}.instructions`)) add(`${loc}.instructions`, t("required"));
     const days = Number(line.days_supply);
-    const { limit, why } = daysLimit(kindOf(line));
+    const { limit, why } = rules.daysLimit(rules.kindOf(line), state.diagnoses);
     if (line.days_supply === "") {
       if (show(`${loc}.days_supply`)) add(`${loc}.days_supply`, t("required"));
     } else if (!(Number.isInteger(days) && days > 0)) {
@@ -234,17 +137,21 @@ function validate() {
     }
   });
 
-  const follow = parseDay(value("follow-up"));
-  if (follow && compareDays(follow, today()) < 0) add("follow_up_date", t("follow_up_past"));
+  if (value("follow-up")) {
+    const follow = parseDay(value("follow-up"));
+    if (!follow) add("follow_up_date", t("bad_date"));
+    else if (compareDays(follow, today) < 0) add("follow_up_date", t("follow_up_past"));
+  }
 
-  clearErrors();
-  for (const error of errors) setError(error.loc, error.message);
+  errorsOf.clear();
+  for (const error of errors) errorsOf.set(error.loc, error.message);
   updateKinds();
+  keep();
   return errors;
 }
 
 function updateKinds() {
-  const found = groups();
+  const found = rules.groupsOf(state.lines);
   const box = $("kind-summary");
   box.replaceChildren(
     ...found.map(([kind, indices]) =>
@@ -261,6 +168,154 @@ function updateKinds() {
   }
   sendButton.textContent = several ? t("send_split", { count: found.length }) : t("send");
 }
+
+// ---- the draft kept in this browser --------------------------------------------------------
+
+let restoring = false;
+
+function snapshot() {
+  return {
+    fields: Object.fromEntries(FIELDS.map((id) => [id, $(id).value])),
+    diagnoses: state.diagnoses,
+    lines: state.lines.map(({ id, drug, quantity, unit, days_supply, instructions, decoction }) => ({ id, drug, quantity, unit, days_supply, instructions, decoction })),
+    split: splitOk.checked,
+    replaces: state.replaces,
+    replacesKind: state.replacesKind,
+    origin: state.origin,
+  };
+}
+
+function isEmpty(draft) {
+  return !draft || (!draft.lines.length && !draft.diagnoses.length && !Object.values(draft.fields).some((v) => v.trim()));
+}
+
+function keep() {
+  if (restoring) return;
+  const draft = snapshot();
+  if (isEmpty(draft)) clearDraft(DRAFT);
+  else saveDraft(DRAFT, draft);
+}
+
+function apply(draft) {
+  restoring = true;
+  for (const [id, text] of Object.entries(draft.fields || {})) if ($(id)) $(id).value = text;
+  state.diagnoses = draft.diagnoses || [];
+  state.lines = (draft.lines || []).map((line) => ({ ...line, id: line.id || crypto.randomUUID() }));
+  splitOk.checked = Boolean(draft.split);
+  state.replaces = draft.replaces || null;
+  state.replacesKind = draft.replacesKind || null;
+  state.origin = draft.origin || null;
+  renderDiagnoses();
+  renderLines();
+  restoring = false;
+}
+
+// A renewal or a correction: the earlier prescription, with today's dates left to the prescriber.
+function fromPrefill(prefill) {
+  const patient = prefill.patient;
+  const born = parseDay(patient.date_of_birth);
+  const guardian = patient.guardian || {};
+  return {
+    fields: {
+      "p-full-name": patient.full_name,
+      "p-dob": born ? formatDay(born) : "",
+      "p-gender": patient.gender,
+      "p-national-id": patient.national_id,
+      "p-insurance": patient.insurance_no,
+      "p-phone": patient.phone,
+      "p-address": patient.address,
+      "p-weight": patient.weight_kg.replace(".", ","),
+      "g-full-name": guardian.full_name || "",
+      "g-national-id": guardian.national_id || "",
+      "g-phone": guardian.phone || "",
+      notes: prefill.notes,
+      "follow-up": "",
+    },
+    diagnoses: prefill.diagnoses.map((d) => ({ ...d, chronic: rules.isChronic(d.icd10) })),
+    lines: prefill.lines,
+    split: false,
+    replaces: prefill.mode === "replace" ? prefill.source : null,
+    replacesKind: prefill.mode === "replace" ? prefill.kind : null,
+    origin: `${prefill.mode}:${prefill.source}`,
+  };
+}
+
+function showDraftNote(text, { restorable = false } = {}) {
+  $("draft-text").textContent = text;
+  $("draft-restore").hidden = !restorable;
+  $("draft-note").hidden = false;
+}
+
+function startForm() {
+  const draft = loadDraft(DRAFT);
+  // A reload of the same renewal or correction carries on with what was changed since.
+  const same = page.prefill && draft && draft.origin === `${page.prefill.mode}:${page.prefill.source}`;
+  if (page.prefill && !same) {
+    const hadDraft = setAside(DRAFT);
+    apply(fromPrefill(page.prefill));
+    if (hadDraft) showDraftNote(t("draft_set_aside"), { restorable: true });
+    return;
+  }
+  if (draft && !isEmpty(draft)) {
+    apply(draft);
+    showDraftNote(t("draft_restored", { when: formatMoment(draft.savedAt) }));
+  }
+}
+
+$("draft-discard").addEventListener("click", () => {
+  clearDraft(DRAFT);
+  resetPatient();
+  state.lines = [];
+  state.replaces = null;
+  state.origin = null;
+  renderLines();
+  validate();
+  $("draft-note").hidden = true;
+  $("p-full-name").focus();
+});
+$("draft-restore").addEventListener("click", () => {
+  const previous = takePrevious(DRAFT);
+  if (previous) apply(previous);
+  validate();
+  $("draft-note").hidden = true;
+});
+
+// ---- the session: ended, then resumed after signing in again --------------------------------
+
+function sessionEnded() {
+  if (state.sessionEnded) return;
+  state.sessionEnded = true;
+  sessionNote.replaceChildren(
+    el("p", { text: t("session_ended") }),
+    el(
+      "p",
+      { class: "inline-actions" },
+      el("a", { class: "button compact", href: page.sign_in_url, target: "_blank", rel: "opener", "data-sign-in": "true", text: t("sign_in_again") }),
+      el("span", { class: "small", text: t("session_ended_hint") }),
+    ),
+  );
+  sessionNote.hidden = false;
+  sessionNote.focus();
+}
+
+async function checkSession() {
+  if (!state.sessionEnded) return;
+  const outcome = await resumeSession(page.session_url, page.facility_code, page.prescriber_id);
+  if (outcome === "resumed") {
+    state.sessionEnded = false;
+    sessionNote.replaceChildren(el("p", { text: t("session_resumed") }));
+    sessionNote.className = "note good";
+    sessionNote.dataset.resumed = "true";
+    refreshRecent();
+  } else if (outcome === "other-facility" || outcome === "other-prescriber") {
+    sessionNote.replaceChildren(el("p", { text: t(`session_${outcome.replace("-", "_")}`) }));
+  }
+}
+
+window.addEventListener("focus", checkSession);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") checkSession();
+});
 
 // ---- diagnoses -----------------------------------------------------------------------------
 
@@ -339,7 +394,7 @@ function renderLines() {
   linesBox.replaceChildren(
     ...state.lines.map((line, index) => {
       const drug = line.drug;
-      const kind = kindOf(line);
+      const kind = rules.kindOf(line);
       const card = el(
         "div",
         { class: "line", role: "group", "aria-label": drug.name, "data-line": index },
@@ -372,9 +427,9 @@ function renderLines() {
         el(
           "div",
           { class: "form-row line-fields" },
-          lineField(line, index, "quantity", t("quantity"), { type: "number", min: "1", step: "1", inputmode: "numeric", required: true }),
+          lineField(line, index, "quantity", t("quantity"), { type: "text", inputmode: "numeric", autocomplete: "off", required: true }),
           lineField(line, index, "unit", t("unit"), { type: "text", maxlength: "32", required: true }),
-          lineField(line, index, "days_supply", t("days_supply"), { type: "number", min: "1", step: "1", inputmode: "numeric", required: true }),
+          lineField(line, index, "days_supply", t("days_supply"), { type: "text", inputmode: "numeric", autocomplete: "off", required: true }),
         ),
         lineField(line, index, "instructions", t("instructions"), { type: "text", maxlength: "1000", required: true, class: "wide" }),
         drug.category === "traditional"
@@ -394,7 +449,7 @@ function renderLines() {
             )
           : null,
       );
-      initErrorLinks(card);
+      errorsOf.linkAll(card);
       return card;
     }),
   );
@@ -451,7 +506,7 @@ function vietnamNow() {
 function payloadFor(kind, indices) {
   const patient = {
     full_name: value("p-full-name"),
-    date_of_birth: value("p-dob"),
+    date_of_birth: isoDay(parseDay(value("p-dob"))),
     gender: value("p-gender"),
   };
   const optional = [
@@ -461,7 +516,7 @@ function payloadFor(kind, indices) {
     ["address", value("p-address")],
   ];
   for (const [name, text] of optional) if (text) patient[name] = text;
-  if (value("p-weight")) patient.weight_kg = Number(value("p-weight"));
+  if (value("p-weight")) patient.weight_kg = parseWeight(value("p-weight"));
   if (!$("guardian").hidden && value("g-full-name")) {
     patient.guardian = { full_name: value("g-full-name") };
     if (value("g-national-id")) patient.guardian.national_id = value("g-national-id");
@@ -488,8 +543,15 @@ function payloadFor(kind, indices) {
     }),
   };
   if (value("notes")) payload.notes = value("notes");
-  if (value("follow-up")) payload.follow_up_date = value("follow-up");
+  if (value("follow-up")) payload.follow_up_date = isoDay(parseDay(value("follow-up")));
   return payload;
+}
+
+// The correction replaces the earlier prescription with the prescription of the same kind.
+function replacesFor(kind, found) {
+  if (!state.replaces) return null;
+  const target = found.some(([k]) => k === state.replacesKind) ? state.replacesKind : found[0][0];
+  return kind === target ? state.replaces : null;
 }
 
 function serverErrors(problem, indices) {
@@ -500,20 +562,22 @@ function serverErrors(problem, indices) {
     // The server numbers the lines of the prescription it got; the form numbers all of them.
     if (loc[0] === "items" && typeof loc[1] === "number" && indices[loc[1]] !== undefined) loc[1] = indices[loc[1]];
     const key = loc.join(".");
-    const where = setError(key, error.msg);
-    shown.push({ loc: where || "", label: where ? labelOf(where) : key, message: error.msg });
+    const text = errorText(messages, error);
+    const where = errorsOf.set(key, text);
+    shown.push({ loc: where || "", label: where ? errorsOf.labelOf(where) : "", message: text });
   }
-  if (!shown.length) shown.push({ loc: "", message: problem.detail || problem.title || String(problem.status) });
+  if (!shown.length) shown.push({ loc: "", message: problemText(messages, problem, problem.status) });
   return shown;
 }
 
-function refusal(response, problem) {
-  if (response.status === 401) return t("session_ended");
-  if (response.status === 403 && String(problem.type || "").endsWith("csrf-refused")) return t("form_expired");
-  return t("server_refused", { status: response.status });
+function deadlineText(iso) {
+  // 2026-12-07T23:59:59+07:00: the deadline is given in Vietnam time already.
+  const [day, time] = [iso.slice(0, 10).split("-").reverse().join("/"), iso.slice(11, 19)];
+  const key = time === "23:59:59" ? "web.deadline.end_of_day" : "web.deadline.at";
+  return fill(messages[key] || "{day}", { day, time });
 }
 
-function addResult(body, kind) {
+function addResult(body, kind, replaced) {
   const list = $("result-list");
   list.append(
     el(
@@ -521,7 +585,8 @@ function addResult(body, kind) {
       { "data-code": body.code },
       el("a", { class: "mono result-code", href: body.print_url, text: body.code }),
       el("span", { class: `badge kind-${kind}`, text: t(`kind.${kind}`) }),
-      el("span", { class: "muted small", text: t("valid_until", { when: body.valid_until.slice(0, 10) }) }),
+      el("span", { class: "muted small", "data-valid-until": body.valid_until, text: t("valid_until", { when: deadlineText(body.valid_until) }) }),
+      replaced ? el("span", { class: "small", text: t("replaced", { code: replaced }) }) : null,
       el("a", { class: "button compact", href: body.print_url, text: t("print") }),
     ),
   );
@@ -529,9 +594,7 @@ function addResult(body, kind) {
 }
 
 function resetPatient() {
-  for (const id of ["p-full-name", "p-dob", "p-gender", "p-national-id", "p-insurance", "p-phone", "p-address", "p-weight", "g-full-name", "g-national-id", "g-phone", "notes", "follow-up"]) {
-    $(id).value = "";
-  }
+  for (const id of FIELDS) $(id).value = "";
   state.diagnoses = [];
   state.touched.clear();
   state.submitted = false;
@@ -544,27 +607,31 @@ async function send(event) {
   state.submitted = true;
   const errors = validate();
   if (errors.length) {
-    showSummary(t("fix_first"), errors.map((e) => ({ ...e, label: labelOf(e.loc) })));
+    errorsOf.showSummary(t("fix_first"), errors.map((e) => ({ ...e, label: errorsOf.labelOf(e.loc) })));
     return;
   }
-  const found = groups();
+  const found = rules.groupsOf(state.lines);
   if (found.length > 1 && !splitOk.checked) {
-    showSummary(t("fix_first"), [{ loc: "", message: t("split_offer", { count: found.length }) }]);
+    errorsOf.showSummary(t("fix_first"), [{ loc: "", message: t("split_offer", { count: found.length }) }]);
     splitOk.focus();
     return;
   }
   if (!signingKey) {
-    showSummary(t("fix_first"), [{ loc: "", message: t("key_missing") }]);
+    errorsOf.showSummary(t("fix_first"), [{ loc: "", message: t("key_missing") }]);
     return;
   }
-  showSummary("", []);
+  errorsOf.showSummary("", []);
   state.sending = true;
   sendButton.disabled = true;
   const done = new Set();
+  let replacedNow = false;
   try {
     for (const [kind, indices] of found) {
       sendStatus.textContent = t("signing", { kind: t(`kind.${kind}`) });
-      const jws = await signJws(signingKey.keyPair.privateKey, page.prescriber_id, payloadFor(kind, indices));
+      const payload = payloadFor(kind, indices);
+      const replaces = replacesFor(kind, found);
+      if (replaces) payload.replaces = replaces;
+      const jws = await signJws(signingKey.keyPair.privateKey, page.prescriber_id, payload);
       sendStatus.textContent = t("sending");
       const response = await csrfFetch(page.submit_url, {
         method: "POST",
@@ -573,16 +640,22 @@ async function send(event) {
       });
       if (!response.ok) {
         const problem = await problemOf(response);
-        clearErrors();
-        showSummary(refusal(response, problem), serverErrors(problem, indices));
+        errorsOf.clear();
+        if (response.status === 401) {
+          sessionEnded();
+          errorsOf.showSummary(t("not_sent"), [{ loc: "", message: t("session_ended_kept") }]);
+        } else {
+          errorsOf.showSummary(t("server_refused"), serverErrors(problem, indices));
+        }
         sendStatus.textContent = "";
         break;
       }
-      addResult(await response.json(), kind);
+      addResult(await response.json(), kind, replaces);
+      if (replaces) replacedNow = true;
       indices.forEach((index) => done.add(index));
     }
-  } catch (error) {
-    showSummary(t("network"), [{ loc: "", message: String(error) }]);
+  } catch {
+    errorsOf.showSummary(t("network"), [{ loc: "", message: t("network_hint") }]);
     sendStatus.textContent = "";
   } finally {
     state.sending = false;
@@ -591,7 +664,13 @@ async function send(event) {
   if (done.size) {
     // Sent lines leave the form; a refused kind stays, with its errors, to be fixed and resent.
     state.lines = state.lines.filter((_, index) => !done.has(index));
-    if (!state.lines.length) resetPatient();
+    if (replacedNow) state.replaces = null;
+    if (!state.lines.length) {
+      resetPatient();
+      state.origin = null;
+      clearDraft(DRAFT);
+      $("draft-note").hidden = true;
+    }
     renderLines();
     state.submitted = state.lines.length > 0;
     validate();
@@ -603,9 +682,16 @@ async function send(event) {
 // ---- recent prescriptions --------------------------------------------------------------------
 
 async function refreshRecent() {
-  const response = await fetch(page.recent_url, { credentials: "same-origin" });
+  if (state.sessionEnded) return;
+  let response;
+  try {
+    response = await fetch(page.recent_url, { credentials: "same-origin" });
+  } catch {
+    return;
+  }
   if (response.status === 401) {
-    window.location.assign(page.sign_in_url);
+    // Stay on the page: what was typed stays, and signing in again carries on with it.
+    sessionEnded();
     return;
   }
   if (response.ok) {
@@ -628,11 +714,18 @@ form.addEventListener("focusout", (event) => {
   }
 });
 form.addEventListener("change", (event) => {
-  if (event.target.id === "split-ok") showSummary("", []);
+  if (event.target.id === "split-ok") {
+    errorsOf.showSummary("", []);
+    keep();
+  }
 });
+// Signing out on purpose ends the draft too (a shared computer keeps no patient's data).
+const signOut = document.querySelector("form.sign-out");
+if (signOut) signOut.addEventListener("submit", () => clearDraft(DRAFT));
 $("refresh-recent").addEventListener("click", refreshRecent);
 setInterval(refreshRecent, 30000);
-initErrorLinks(form);
+errorsOf.linkAll(form);
+startForm();
 renderDiagnoses();
 renderLines();
 validate();

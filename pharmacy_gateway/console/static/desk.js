@@ -1,13 +1,23 @@
-// The pharmacist's counter: scan the QR (BarcodeDetector, else frames decoded by the server) or
-// type the code, see what remains, pick the products and dispense.
+// The pharmacist's counter: scan the QR (camera with BarcodeDetector or the server's decoder, or
+// a USB scanner typing into the code field) or type the code, see what remains, dispense.
+// Every check the server makes that a person can fix is made here first, in the page's language.
+import {
+  compareDays,
+  errorText,
+  money,
+  groupDigits,
+  parseExpiry,
+  parseWhole,
+  problemText,
+  readJson,
+  translator,
+  vnToday,
+} from "../erx/i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const page = JSON.parse($("pharm-page").textContent);
-const messages = JSON.parse($("pharm-text").textContent);
-const t = (key, values = {}) =>
-  (messages[`pharm.js.${key}`] ?? key).replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : ""));
-const lang = document.documentElement.lang || "vi";
-const money = (value) => `${new Intl.NumberFormat(lang === "vi" ? "vi-VN" : "en-US").format(value)} ₫`;
+const page = readJson("pharm-page");
+const messages = readJson("pharm-text");
+const t = translator(messages, "pharm.js.");
 const PHARMACIST_KEY = "erx.pharmacist";
 
 function csrfToken() {
@@ -29,57 +39,85 @@ async function problemOf(response) {
   try {
     return await response.json();
   } catch {
-    return { status: response.status, detail: response.statusText };
+    return { status: response.status };
   }
 }
 
-function refusal(response, problem) {
+function link(href, text, className = "") {
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  if (className) a.className = className;
+  return a;
+}
+
+// A refusal in words: the session's end offers the way back in, everything else its problem type.
+function showRefusal(box, response, problem) {
+  box.replaceChildren();
   if (response.status === 401) {
-    window.location.assign(page.sign_in_url);
-    return t("session_ended");
+    box.append(t("session_ended"), " ", link(page.sign_in_url, t("sign_in_again")));
+  } else if (response.status === 429) {
+    box.textContent = t("throttled", { seconds: Number(response.headers.get("Retry-After") || "60") });
+  } else if (response.status === 404) {
+    box.textContent = t("not_found");
+  } else {
+    box.textContent = problemText(messages, problem, response.status);
   }
-  if (response.status === 404) return t("not_found");
-  if (response.status === 429) return t("throttled", { seconds: response.headers.get("Retry-After") || "60" });
-  if (response.status === 403 && String(problem.type || "").endsWith("csrf-refused")) return t("form_expired");
-  return problem.detail || t("failed", { status: response.status });
+  box.hidden = false;
 }
 
 // ---- finding the prescription ----------------------------------------------------------------
 
 const lookupError = $("lookup-error");
 const container = $("prescription");
+const codeInput = $("code-input");
+const result = $("dispense-result");
 let currentText = "";
 
-async function lookup(text) {
+async function lookup(text, { armed = true, focus = "heading" } = {}) {
   lookupError.hidden = true;
-  currentText = text;
-  const response = await post(page.lookup_url, JSON.stringify({ text }));
+  const response = await post(page.lookup_url, JSON.stringify({ text, armed }));
   if (!response.ok) {
-    lookupError.textContent = refusal(response, await problemOf(response));
-    lookupError.hidden = false;
+    showRefusal(lookupError, response, await problemOf(response));
     return false;
   }
+  currentText = text;
   // Server-rendered, autoescaped markup of our own origin.
   container.innerHTML = await response.text();
+  // The field is free for the next scan; the code stays in the heading.
+  codeInput.value = "";
   setupDispenseForm();
+  const rearm = $("rearm");
+  if (rearm) rearm.addEventListener("click", () => lookup(currentText, { armed: true }));
   const heading = container.querySelector("h2");
-  if (heading) {
+  if (focus === "heading" && heading) {
     heading.tabIndex = -1;
     heading.focus();
+  } else if (focus === "code") {
+    codeInput.focus();
   }
   return true;
 }
 
 $("code-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const text = $("code-input").value.trim();
+  const text = codeInput.value.trim();
   if (!text) {
     lookupError.textContent = t("code_needed");
     lookupError.hidden = false;
     return;
   }
-  $("dispense-result").hidden = true;
+  result.hidden = true;
   await lookup(text);
+});
+
+// A USB scanner types like a keyboard: keys typed while no field has the focus (the heading of
+// the prescription just shown, say) go to the code field, so the next scan is never lost.
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  const editing = target instanceof HTMLElement && target.closest("input, select, textarea, button, a, [contenteditable]");
+  if (editing || event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return;
+  codeInput.focus();
 });
 
 // ---- the camera ------------------------------------------------------------------------------
@@ -132,7 +170,11 @@ async function scanLoop(detector) {
           // The server decodes the frame in memory and keeps nothing.
           const response = blob ? await post(page.decode_url, blob, "image/jpeg") : null;
           if (response && response.ok) text = (await response.json()).text;
-          else if (response && response.status === 401) window.location.assign(page.sign_in_url);
+          else if (response && response.status === 401) {
+            stopCamera();
+            showRefusal(lookupError, response, {});
+            return;
+          }
         }
       } catch {
         text = null;
@@ -141,7 +183,7 @@ async function scanLoop(detector) {
     if (text && scanning) {
       stopCamera();
       scanStatus.textContent = t("scanned");
-      $("code-input").value = text.split(".")[0];
+      result.hidden = true;
       await lookup(text);
       return;
     }
@@ -178,16 +220,73 @@ stopButton.addEventListener("click", () => {
 
 // ---- dispensing --------------------------------------------------------------------------
 
+function readLine(line) {
+  const field = (name) => line.querySelector(`[name="${name}"]`);
+  return {
+    lineNo: Number(line.dataset.line),
+    max: Number(field("quantity").dataset.max),
+    quantityText: field("quantity").value.trim(),
+    priceText: field("unit_price").value.trim(),
+    expiryText: field("expiry_date").value.trim(),
+    batch: field("batch_no").value.trim(),
+    registrationNo: field("registration_no").value,
+  };
+}
+
+// Every mistake a person can fix, per line, before anything is sent.
+function check(lines) {
+  const today = vnToday();
+  const items = [];
+  const problems = [];
+  for (const line of lines) {
+    const read = readLine(line);
+    const own = [];
+    const quantity = read.quantityText === "" ? 0 : parseWhole(read.quantityText);
+    if (quantity === null) own.push(["quantity", t("quantity_whole")]);
+    else if (quantity > read.max) own.push(["quantity", t("quantity_max", { max: read.max })]);
+    if (quantity) {
+      const price = parseWhole(read.priceText);
+      if (read.priceText === "") own.push(["unit_price", t("price_needed")]);
+      else if (price === null) own.push(["unit_price", t("price_whole")]);
+      let expiry = null;
+      if (read.expiryText) {
+        expiry = parseExpiry(read.expiryText);
+        if (!expiry) own.push(["expiry_date", t("expiry_bad")]);
+        else if (compareDays(expiry, today) < 0) own.push(["expiry_date", t("expiry_past")]);
+      }
+      if (!own.length) {
+        const item = { line_no: read.lineNo, registration_no: read.registrationNo, quantity, unit_price: price };
+        if (read.batch) item.batch_no = read.batch;
+        if (expiry) item.expiry_date = `${expiry.y}-${String(expiry.m).padStart(2, "0")}-${String(expiry.d).padStart(2, "0")}`;
+        items.push(item);
+      }
+    }
+    const slot = line.querySelector("[data-error-for]");
+    if (slot) slot.textContent = own.map(([, text]) => text).join(" ");
+    const wrong = new Set(own.map(([field]) => field));
+    for (const name of ["quantity", "unit_price", "expiry_date"]) {
+      const input = line.querySelector(`[name="${name}"]`);
+      if (wrong.has(name)) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+    for (const [, text] of own) problems.push(t("line", { line: read.lineNo, message: text }));
+  }
+  return { items, problems };
+}
+
 function setupDispenseForm() {
   const form = $("dispense-form");
-  if (!form) return;
+  const button = $("dispense-submit");
+  if (!form || !button) return;
   const lines = [...form.querySelectorAll("fieldset.line")].filter((line) => line.querySelector("select"));
   const totalBox = $("dispense-total");
   const name = $("pharmacist-name");
   const licence = $("pharmacist-licence");
+  const errors = $("dispense-errors");
+  const confirmBox = $("dispense-confirm");
   try {
     const saved = JSON.parse(localStorage.getItem(PHARMACIST_KEY) || "null");
-    if (saved && name && licence) {
+    if (saved) {
       name.value = saved.full_name || "";
       licence.value = saved.license_no || "";
     }
@@ -199,33 +298,36 @@ function setupDispenseForm() {
     let sum = 0;
     let known = true;
     for (const line of lines) {
-      const quantity = Number(line.querySelector('[name="quantity"]').value || 0);
-      const price = line.querySelector('[name="unit_price"]').value;
-      if (quantity > 0 && price === "") known = false;
-      sum += quantity * Number(price || 0);
+      const read = readLine(line);
+      const quantity = parseWhole(read.quantityText) || 0;
+      const price = parseWhole(read.priceText);
+      if (quantity > 0 && price === null) known = false;
+      sum += quantity * (price || 0);
     }
-    if (totalBox) totalBox.textContent = known ? money(sum) : "—";
+    totalBox.textContent = known ? money(sum) : "—";
+    return known ? sum : null;
   }
 
   for (const line of lines) {
     const select = line.querySelector("select");
     const price = line.querySelector('[name="unit_price"]');
     const fill = () => {
-      price.value = select.selectedOptions[0] ? select.selectedOptions[0].dataset.price : "";
+      const listed = select.selectedOptions[0] ? select.selectedOptions[0].dataset.price : "";
+      price.value = listed ? groupDigits(Number(listed)) : "";
       total();
     };
     select.addEventListener("change", fill);
+    // Written back the Vietnamese way once typed: 1500 becomes 1.500.
+    price.addEventListener("blur", () => {
+      const value = parseWhole(price.value);
+      if (value !== null) price.value = groupDigits(value);
+    });
     fill();
   }
   form.addEventListener("input", total);
   total();
 
-  const errors = $("dispense-errors");
-  const button = $("dispense-submit");
-  let sending = false;
-
   function showErrors(title, list) {
-    if (!errors) return;
     errors.querySelector("h3").textContent = title;
     errors.querySelector("ul").replaceChildren(
       ...list.map((text) => {
@@ -238,41 +340,13 @@ function setupDispenseForm() {
     if (list.length) errors.focus();
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (sending) return;
-    form.querySelectorAll("[data-error-for]").forEach((slot) => (slot.textContent = ""));
-    const items = [];
-    for (const line of lines) {
-      const quantity = Number(line.querySelector('[name="quantity"]').value || 0);
-      if (!Number.isInteger(quantity) || quantity < 0) {
-        showErrors(t("fix_first"), [t("quantity_whole")]);
-        return;
-      }
-      if (quantity === 0) continue;
-      const item = {
-        line_no: Number(line.dataset.line),
-        registration_no: line.querySelector("select").value,
-        quantity,
-      };
-      const price = line.querySelector('[name="unit_price"]').value;
-      if (price !== "") item.unit_price = Number(price);
-      const batch = line.querySelector('[name="batch_no"]').value.trim();
-      if (batch) item.batch_no = batch;
-      const expiry = line.querySelector('[name="expiry_date"]').value;
-      if (expiry) item.expiry_date = expiry;
-      items.push(item);
-    }
-    const pharmacist = { full_name: name.value.trim(), license_no: licence.value.trim() };
-    const missing = [];
-    if (!items.length) missing.push(t("nothing_to_dispense"));
-    if (!pharmacist.full_name || pharmacist.license_no.length < 3) missing.push(t("pharmacist_needed"));
-    if (missing.length) {
-      showErrors(t("fix_first"), missing);
-      return;
-    }
+  let sending = false;
+  let pending = null;
+
+  async function send(items, pharmacist) {
     sending = true;
     button.disabled = true;
+    confirmBox.hidden = true;
     try {
       const response = await post(
         page.dispense_url,
@@ -290,33 +364,71 @@ function setupDispenseForm() {
           const loc = error.loc || [];
           const index = loc[0] === "body" && loc[1] === "items" ? loc[2] : undefined;
           const lineNo = index !== undefined && items[index] ? items[index].line_no : undefined;
+          const text = errorText(messages, error);
           const slot = lineNo !== undefined ? form.querySelector(`[data-error-for="line-${lineNo}"]`) : null;
-          if (slot) slot.textContent = error.msg;
-          list.push(lineNo !== undefined ? t("line", { line: lineNo, message: error.msg }) : error.msg);
+          if (slot) slot.textContent = text;
+          list.push(lineNo !== undefined ? t("line", { line: lineNo, message: text }) : text);
         }
-        showErrors(refusal(response, problem), list.length ? list : [problem.detail || ""]);
+        const box = document.createElement("span");
+        showRefusal(box, response, problem);
+        showErrors(box.textContent, list.length ? list : [box.textContent]);
+        if (response.status === 401) errors.querySelector("ul").replaceChildren(box);
         return;
       }
       const body = await response.json();
       localStorage.setItem(PHARMACIST_KEY, JSON.stringify(pharmacist));
-      const result = $("dispense-result");
-      const link = document.createElement("a");
-      link.href = body.receipt_url;
-      link.className = "button";
-      link.textContent = t("receipt");
       const text = document.createElement("p");
-      text.textContent = t("dispensed", { status: t(`status.${body.prescription_status}`) });
+      text.textContent = t("dispensed", { number: body.receipt_no, status: t(`status.${body.prescription_status}`) });
       text.dataset.dispenseId = body.dispense_id;
-      result.replaceChildren(text, link);
+      text.dataset.receiptNo = body.receipt_no;
+      const actions = document.createElement("p");
+      actions.className = "inline-actions";
+      actions.append(link(body.receipt_url, t("receipt"), "button"), link(body.receipt_roll_url, t("receipt_roll"), "button secondary"));
+      result.replaceChildren(text, actions);
       result.hidden = false;
-      // Show what now remains (a fresh form, with a fresh idempotency key).
-      await lookup(currentText);
-      result.focus();
-    } catch (error) {
-      showErrors(t("network"), [String(error)]);
+      // What now remains, without a form: selling more of it takes a deliberate step.
+      await lookup(currentText, { armed: false, focus: "code" });
+    } catch {
+      showErrors(t("network"), [t("network_hint")]);
     } finally {
       sending = false;
       if (document.body.contains(button)) button.disabled = false;
     }
+  }
+
+  $("confirm-yes").addEventListener("click", () => {
+    if (pending && !sending) send(...pending);
+  });
+  $("confirm-no").addEventListener("click", () => {
+    pending = null;
+    confirmBox.hidden = true;
+    button.focus();
+  });
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (sending) return;
+    const { items, problems } = check(lines);
+    const pharmacist = { full_name: name.value.trim(), license_no: licence.value.trim() };
+    if (!items.length && !problems.length) problems.push(t("nothing_to_dispense"));
+    if (!pharmacist.full_name || pharmacist.license_no.length < 3) problems.push(t("pharmacist_needed"));
+    if (problems.length) {
+      confirmBox.hidden = true;
+      showErrors(t("fix_first"), problems);
+      return;
+    }
+    showErrors("", []);
+    const sum = total();
+    const units = items.reduce((all, item) => all + item.quantity, 0);
+    const large = (sum !== null && sum >= page.large_total) || items.some((item) => item.quantity >= page.large_units);
+    if (large) {
+      // A large sale is read back once before it goes.
+      pending = [items, pharmacist];
+      $("confirm-text").textContent = t("confirm_large", { units, total: sum === null ? "—" : money(sum) });
+      confirmBox.hidden = false;
+      $("confirm-yes").focus();
+      return;
+    }
+    send(items, pharmacist);
   });
 }

@@ -165,3 +165,25 @@ class TestPolicy:
         )
         assert rejected_at(r, "patient", "date_of_birth")
         assert await stored_count(harness, world.facility.facility_code) == 0
+
+
+class TestRefusalCodes:
+    async def test_days_of_supply_names_its_limit_and_rule(self, api: Api, world: World) -> None:
+        normal = world.products["normal"]
+        r = await api.submit(
+            world.facility, world.prescriber.sign(payload_for(world, items=[normal.line(days_supply=31)]))
+        )
+        assert r.status_code == 422
+        error = r.json()["errors"][0]
+        assert error["code"] == "days_supply_over_limit" and error["params"] == {"days": 30, "rule": "normal"}
+
+    async def test_a_signed_payload_field_names_its_type(self, api: Api, world: World) -> None:
+        payload = payload_for(world)
+        payload["patient"]["national_id"] = "123"
+        r = await api.submit(world.facility, world.prescriber.sign(payload))
+        assert r.status_code == 422
+        error = r.json()["errors"][0]
+        assert (
+            error["loc"] == ["payload", "patient", "national_id"]
+            and error["code"] == "string_pattern_mismatch"
+        )

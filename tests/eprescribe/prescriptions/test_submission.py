@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.jwk import ECKey
 
+from kit.time import VIETNAM_TIME
 from tests.conftest import Harness
 from tests.factories import Api, World, payload_for, rand, sign, stored_count
 
@@ -41,8 +42,11 @@ class TestHappyPath:
         created = r.json()
         assert CODE.match(created["code"]) and created["code"].startswith(world.facility.facility_code)
         assert created["code"].endswith("-c") and created["status"] == "active"
-        issued = datetime.fromisoformat(payload["issued_at"])
-        assert datetime.fromisoformat(created["valid_until"]) == issued + timedelta(days=5)
+        issued = datetime.fromisoformat(payload["issued_at"]).astimezone(VIETNAM_TIME)
+        # The end (23:59:59, Vietnam time) of the fifth day after the issue day.
+        valid_until = datetime.fromisoformat(created["valid_until"])
+        assert created["valid_until"].endswith("T23:59:59+07:00")
+        assert valid_until.date() == issued.date() + timedelta(days=5)
         assert created["qr_png"].endswith(f"/api/v1/prescriptions/{created['code']}/qr.png")
 
         read = await api.client.get(

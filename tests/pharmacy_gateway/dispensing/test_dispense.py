@@ -134,6 +134,7 @@ class TestSubstitution:
             {
                 "loc": ["body", "items", 1, "registration_no"],
                 "msg": "the product's active ingredient, strength or dosage form differs from the prescribed line",
+                "code": "product_differs_from_line",
             }
         ]
         assert await balances(api, world, code) == ("active", [(1, 0, 10)])
@@ -358,3 +359,30 @@ class TestRecordKept:
         assert r.status_code == 201
         assert await dispense_count(harness, code) == 1
         assert PHARMACIST["full_name"] in (await gw.history()).text
+
+
+class TestRefusalCodes:
+    """Every field a refusal names carries a stable code and its values, beside the sentence."""
+
+    async def test_too_much_and_an_expired_batch(self, api: Api, world: World, gw: Gateway) -> None:
+        product = world.products["normal"].registration_no
+        code = await prescribe(api, world)
+        too_much = await gw.dispense(code, line(1, product, 999))
+        assert too_much.status_code == 409
+        error = too_much.json()["errors"][0]
+        assert error["code"] == "quantity_exceeds_remaining"
+        assert error["params"] == {"asked": 999, "line": 1, "remaining": 10}
+        assert error["msg"] == "999 asked for line 1, only 10 remain"
+        expired = await gw.dispense(code, line(1, product, 1, expiry_date="2020-01-31"))
+        assert expired.status_code == 422
+        assert expired.json()["errors"][0] | {"msg": ""} == {
+            "loc": ["body", "items", 0, "expiry_date"],
+            "msg": "",
+            "code": "batch_expired",
+        }
+
+    async def test_a_validators_refusal_names_its_type(self, api: Api, world: World, gw: Gateway) -> None:
+        code = await prescribe(api, world)
+        r = await gw.dispense(code, line(1, world.products["normal"].registration_no, "3"))  # type: ignore[arg-type]
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["code"] == "int_type"

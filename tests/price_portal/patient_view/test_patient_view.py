@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import price_portal.patient_view.api  # noqa: F401 - registers the view's messages
+from kit import web
+from kit.audit import AccessAction
 from tests.clients import Browsers
 from tests.conftest import Harness
 from tests.factories import Api, Pharmacy, World, payload_for
@@ -245,3 +248,12 @@ class TestThrottle:
             assert (await browser.open_rx(f"01001{n:07d}-c", DOB)).status_code == 401
         assert (await browser.open_rx(code, DOB)).status_code == 429
         assert (await tuned_browsers().open_rx(code, DOB)).status_code == 303
+
+
+class TestConsoleActionsInTheLog:
+    async def test_every_logged_action_has_words_in_both_languages(self) -> None:
+        for action in AccessAction:
+            for lang in web.LANGUAGES:
+                assert web.MESSAGES.text(lang, f"rx.action.{action.value}") != f"rx.action.{action.value}", (
+                    action
+                )
