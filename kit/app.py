@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kit import error_pages, metrics, tracing
-from kit.errors import problem_response
+from kit.errors import PROBLEM, PROBLEM_SCHEMA, problem_response
+from kit.failsafe import CatchAll
+from kit.headers import SecurityHeaders
+from kit.inputs import ScreenRequest
 from kit.observability import Telemetry, configure_logging
 from kit.runtime import Runtime, RuntimeDep
 from kit.security import KeyRing
 from kit.settings import Settings, get_settings
+from kit.shedding import Shedding
 
 # A readiness check raises (anything) when this instance should not get traffic; its message
 # becomes the problem's detail, so it names what is wrong and never a secret.
 ReadinessCheck = Callable[[Runtime], Awaitable[None]]
 READINESS_TIMEOUT_SECONDS = 3.0
+# Where FastAPI's Swagger UI page loads its script and style from.
+SWAGGER_ASSETS = "https://cdn.jsdelivr.net"
 
 common_router = APIRouter()
 
@@ -86,6 +97,66 @@ async def jwks(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(runtime.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
+docs_router = APIRouter(include_in_schema=False)
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+@docs_router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI, with a CSP that admits its own assets and only its own inline script."""
+    page = get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - API")
+    html = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in _INLINE_SCRIPT.findall(html)
+    )
+    policy = (
+        f"default-src 'none'; script-src {SWAGGER_ASSETS} {hashes}; style-src {SWAGGER_ASSETS}; "
+        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
+
+
+# Answers any operation may get whatever it declares: shed, throttled, or out of database.
+_ALWAYS_POSSIBLE = (429, 500, 503)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the schema say what the app answers: every error is problem+json (RFC 9457).
+
+    FastAPI documents its own `HTTPValidationError` for 422; this app renders validation errors
+    as problems (kit.errors), so the schema says that instead, and every operation lists the
+    statuses the middleware may answer (429 quota, 503 overload or database, 500 catch-all).
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Problem"] = PROBLEM_SCHEMA
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                for status, answer in responses.items():
+                    if status.isdigit() and int(status) >= 400:
+                        answer["content"] = dict(PROBLEM["content"])
+                        answer.setdefault("description", PROBLEM["description"])
+                for status in _ALWAYS_POSSIBLE:
+                    responses.setdefault(str(status), dict(PROBLEM))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def build_app(
     routers: Sequence[APIRouter],
     *,
@@ -122,13 +193,22 @@ def build_app(
         description=description,
         lifespan=lifespan,
         telemetry=tracing.fastapi_telemetry(settings),
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.readiness = (*DEFAULT_READINESS, *readiness)
     # problem+json for programs; an HTML page in the visitor's language for a browser on a page.
     error_pages.install(app)
+    # Outermost last: Telemetry sees (and logs) every answer, the catch-all sits next to the app.
+    app.add_middleware(CatchAll)
+    app.add_middleware(ScreenRequest)
+    app.add_middleware(Shedding, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(Telemetry, settings=settings, service=service)
     app.include_router(common_router)
+    app.include_router(docs_router)
+    _document_problems(app)
     for router in routers:
         app.include_router(router)
     return app

@@ -56,6 +56,8 @@ class AccessAction(StrEnum):
     CANCEL = "cancel"
     READ_ACCESS_LOG = "read_access_log"
     CONSOLE_PRINT = "console_print"
+    # A console list that shows the patient's name (the prescriber's recent prescriptions).
+    CONSOLE_LIST = "console_list"
     # The prescriber console: a patient's earlier prescriptions listed by a search, one opened to
     # write it again (renew) or to correct it (replace).
     PATIENT_SEARCH = "patient_search"

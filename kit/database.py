@@ -147,7 +147,9 @@ def _engine(settings: Settings, url: str | None) -> AsyncEngine:
     url = url or settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=settings.database_echo, poolclass=NullPool)
+        engine = create_async_engine(
+            url, echo=settings.database_echo, poolclass=NullPool, hide_parameters=not settings.database_echo
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -160,6 +162,8 @@ def _engine(settings: Settings, url: str | None) -> AsyncEngine:
         # checkouts open fresh connections.
         pool_pre_ping=False,
         pool_recycle=settings.database_pool_recycle_seconds,
+        # Waiting longer only piles requests up: past this the request is a 503 (kit.failsafe).
+        pool_timeout=settings.database_pool_timeout_seconds,
         # An error's text never quotes the statement's values (identity numbers, names).
         hide_parameters=True,
         connect_args=connect_args(settings),

@@ -18,8 +18,33 @@ PROBLEM_BASE = "https://erx.gov.vn/problems/"
 
 FieldErrors = list[dict[str, Any]]
 
+# RFC 9457 as this system writes it; the OpenAPI schema's `Problem` component.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 # What a JSON route declares in the OpenAPI schema for its error answers.
-PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+PROBLEM: dict[str, Any] = {
+    "description": "Problem details (RFC 9457)",
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 422, 429), PROBLEM)
 
 

@@ -52,7 +52,12 @@ def parse_strict(data: bytes | str) -> Any:
         raise StrictJsonError("not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise StrictJsonError(f"not JSON: {exc.msg}") from exc
-    _check_text(value)
+    except RecursionError as exc:
+        raise StrictJsonError("nested too deeply") from exc
+    try:
+        _check_text(value)
+    except RecursionError as exc:
+        raise StrictJsonError("nested too deeply") from exc
     return value
 
 

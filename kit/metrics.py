@@ -60,6 +60,11 @@ POOL_CHECKED_OUT = Gauge(
     ["database"],
     multiprocess_mode="livesum",
 )
+IN_FLIGHT = Gauge(
+    "erx_requests_in_flight",
+    "Requests being answered (what the concurrency limit counts)",
+    multiprocess_mode="livesum",
+)
 POOL_CONNECTIONS = Gauge(
     "erx_db_pool_connections", "Database connections open", ["database"], multiprocess_mode="livesum"
 )
@@ -149,6 +154,7 @@ def process_exit() -> None:
 
 __all__ = [
     "DISPENSES",
+    "IN_FLIGHT",
     "LOOKUPS",
     "PRESCRIPTIONS_SUBMITTED",
     "REFUSALS",

@@ -212,6 +212,12 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # SQLAlchemy logs every statement with its parameters (names, identity numbers) at info
+    # when its logger inherits the root's level; only `database_echo` (development) shows SQL.
+    # aiosqlite logs each call with its arguments at debug.
+    if not settings.database_echo:
+        for name in ("sqlalchemy", "aiosqlite"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     # `/readyz` reads the schema's revision through Alembic, which says so at info every time.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)

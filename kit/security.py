@@ -20,11 +20,14 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from kit.errors import Forbidden, Unauthorized
+from kit.jsonstrict import StrictJsonError, parse_strict
 from kit.settings import Settings
 from kit.time import utcnow
 
@@ -198,13 +201,30 @@ def _import_private(data: dict[str, Any]) -> ECKey:
     return key
 
 
+# A JOSE header names an algorithm and a key: a few hundred bytes. Longer is not a header.
+MAX_HEADER_CHARS = 2048
+# An access token of this system is well under 1 KB.
+MAX_TOKEN_CHARS = 4096
+
+
 def peek_header(compact: str) -> dict[str, Any]:
-    """Decode a compact JWS header without verifying it (to choose the key)."""
+    """Decode a compact JWS header without verifying it (to choose the key); ValueError if unreadable."""
     part = compact.split(".", 1)[0]
-    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    header = json.loads(raw)
+    if len(part) > MAX_HEADER_CHARS:
+        raise ValueError("header too long")
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        header = parse_strict(raw)
+    except (StrictJsonError, RecursionError, UnicodeDecodeError) as exc:
+        raise ValueError("header is not strict JSON") from exc
     if not isinstance(header, dict):
         raise ValueError("header is not an object")
+    for name, value in header.items():
+        nested = isinstance(value, dict) or (
+            isinstance(value, list) and not all(isinstance(v, str) for v in value)
+        )
+        if nested and name != "jwk":
+            raise ValueError(f"header parameter {name!r} is nested")
     return header
 
 
@@ -269,6 +289,8 @@ class TokenService:
         version) is checked against the database on every request by the caller.
         """
         moment = int((now or utcnow()).timestamp())
+        if len(token) > MAX_TOKEN_CHARS:
+            raise Unauthorized("Invalid access token (too long)")
         known = self._verified.get(token)
         if known is None or moment > known.expires_at + CLOCK_LEEWAY_SECONDS:
             known = self._verify_signed(token, moment)
@@ -304,8 +326,8 @@ class TokenService:
             registry.validate(decoded.claims)
         except Unauthorized:
             raise
-        except (JoseError, ValueError, KeyError) as exc:
-            raise Unauthorized(f"Invalid or expired access token ({exc})") from exc
+        except (JoseError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise Unauthorized(f"Invalid or expired access token ({type(exc).__name__})") from exc
         claims = decoded.claims
         try:
             kind = ClientKind(claims["kind"])
@@ -315,6 +337,23 @@ class TokenService:
             return VerifiedToken(principal, str(claims.get("aud", "")), int(claims["exp"]))
         except (ValueError, TypeError) as exc:
             raise Unauthorized("Unknown client kind in token") from exc
+
+
+def client_credentials_scheme(token_url: str, name: str, description: str) -> OAuth2:
+    """How the OpenAPI schema declares a bearer token from the client-credentials grant.
+
+    `auto_error=False`: the scheme only documents; `bearer_token` refuses with problem+json.
+    """
+    flows = OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl=token_url, scopes={}))
+    return OAuth2(flows=flows, scheme_name=name, description=description, auto_error=False)
+
+
+CORE_CLIENTS = client_credentials_scheme(
+    "/api/v1/auth/token", "core", "Admin and facility tokens (client credentials, RFC 6749 section 4.4)"
+)
+PHARMACY_CLIENTS = client_credentials_scheme(
+    "/gateway/v1/auth/token", "gateway", "Pharmacy tokens; the connection code is the client_id"
+)
 
 
 def bearer_token(request: Request) -> str:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     otel_service_name: str = "erx"
 
     issuer: str = "https://erx.gov.vn"
+    # Links in answers are built from this, never from the request's Host header.
     public_base_url: str = "http://127.0.0.1:8000"
     # A private EC P-256 JWK (JSON). When unset, a key is generated into the data directory.
     signing_key: SecretStr | None = None
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 48
     purge_batch_size: int = 5000
 
+    # Overload (kit/shedding.py): requests one process serves at once (beyond them: 503 with
+    # Retry-After at once, instead of a queue of timeouts; health and metrics never count),
+    # and each client's quota (a token bucket per access token, else per address).
+    max_concurrent_requests: int = Field(default=64, ge=1)
+    client_quota_per_second: float = Field(default=200.0, gt=0)
+    client_quota_burst: int = Field(default=1000, ge=1)
+    # How long a request waits for a pooled PostgreSQL connection before it is answered 503.
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _parse_trusted_proxies(cls, value: str) -> str:
@@ -152,6 +162,11 @@ class Settings(BaseSettings):
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(part, strict=False) for part in _split(self.trusted_proxies))
+
+    @property
+    def public_url(self) -> str:
+        """`public_base_url` with exactly one trailing slash: the base of every printed link."""
+        return self.public_base_url.rstrip("/") + "/"
 
     @property
     def is_sqlite(self) -> bool:

@@ -23,10 +23,12 @@ collection deadline), `unit(u)` (a dispensing unit in the page's language), `in_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import mimetypes
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -359,6 +361,29 @@ class Site:
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
+
+
+# In memory up to this much, then a temporary file.
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+SPOOL_READ_BYTES = 64 * 1024
+
+
+async def spooled(chunks: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    """Drain `chunks` (which read the database) to a spool first, then hand the spool out.
+
+    A streamed download otherwise holds its database connection (and a snapshot) for as long
+    as the slowest reader takes; spooled, the connection goes back to the pool as soon as the
+    rows are read, and a slow reader only holds a file.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    try:
+        async for chunk in chunks:
+            spool.write(chunk.encode())
+        spool.seek(0)
+        while block := await asyncio.to_thread(spool.read, SPOOL_READ_BYTES):
+            yield block
+    finally:
+        spool.close()
 
 
 def model_response(model: BaseModel, *, status_code: int = 200) -> Response:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from eprescribe.catalogue.schemas import DrugCategory, Product
 from eprescribe.registry.schemas import PharmacyKind, PharmacyRecord
+from kit import web
 from kit.database import ReadSessionDep
 from kit.errors import PROBLEM, InvalidContent
+from kit.fields import RowId
 from kit.runtime import RuntimeDep
 from kit.time import vn_time
 from pharmacy_gateway.prices.schemas import PriceSort
@@ -224,7 +226,8 @@ async def export_prices(
     """The same rows as open data (every page at once), streamed as CSV."""
     query = service.PriceQuery(q, province, category, kind, sort, limit=0, offset=0)
     return StreamingResponse(
-        service.export_csv(runtime.read_database, query),
+        # Spooled: the replica connection is back in the pool before a slow reader drains it.
+        web.spooled(service.export_csv(runtime.read_database, query)),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": 'attachment; filename="gia-thuoc.csv"',
@@ -309,7 +312,7 @@ async def get_product(
 )
 async def get_outlet(
     request: Request,
-    outlet_id: int,
+    outlet_id: Annotated[RowId, Path()],
     session: ReadSessionDep,
     sort: Annotated[PriceSort, Query()] = PriceSort.PRICE,
     limit: Limit = 50,

@@ -20,6 +20,7 @@ from eprescribe.registry.schemas import Province
 from kit import web
 from kit.database import ReadSessionDep
 from kit.errors import NotFound
+from kit.fields import INT_MAX
 from pharmacy_gateway.prices.schemas import DayStats
 from price_portal import charts, service
 from price_portal.schemas import ALL_CATEGORIES, JSON_MAX_AGE, KINDS, MAX_OFFSET, SORTS
@@ -296,8 +297,11 @@ async def outlet_page(
     number = _page_number(page)
     chosen = _pick(sort, SORTS) or "price"
     try:
+        number_id = int(outlet_id)
+        if not 1 <= number_id <= INT_MAX:
+            raise ValueError("no such row")
         view = await service.outlet_view(
-            session, int(outlet_id), sort=chosen, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+            session, number_id, sort=chosen, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
         )
     except (NotFound, ValueError):
         return _not_found(request, t("portal.not_found.outlet"))

@@ -43,6 +43,9 @@ TEST_SETTINGS: dict[str, Any] = {
     "argon2_time_cost": 1,
     "argon2_memory_cost_kib": 1024,
     "throttle_delay_seconds": 0.0,
+    # Tests drive hundreds of concurrent requests through one process to test the database, not
+    # the shedding; tests/kit/test_shedding.py sets tight limits of its own.
+    "max_concurrent_requests": 10_000,
 }
 
 

@@ -43,6 +43,19 @@ class Cluster:
     datadir: Path | None = None
     run_as: str | None = None
     bindir: Path | None = None
+    # The server options it was started with (to start it again after `halt`).
+    options: str = ""
+
+    def halt(self) -> None:
+        """Shut the server down (fast: connections are cut) without removing its data."""
+        assert self.datadir is not None
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again after `halt`, with the same options."""
+        assert self.datadir is not None
+        log = str(self.datadir.parent / "log")
+        self._run("pg_ctl", "-D", str(self.datadir), "-o", self.options, "-l", log, "-w", "start")
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
@@ -99,6 +112,7 @@ def start_cluster(*, own: bool = False) -> Cluster:
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
         "-c shared_buffers=256MB"
     )
+    cluster.options = options
     cluster._run("pg_ctl", "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start")
     return cluster
 

@@ -11,6 +11,7 @@ from eprescribe.catalogue.schemas import DrugCategory, DrugCreate, DrugPage, Dru
 from eprescribe.registry.deps import CurrentAdmin
 from kit.database import SessionDep
 from kit.errors import ERRORS
+from kit.fields import PageOffset
 
 router = APIRouter(tags=["catalogue"])
 
@@ -27,7 +28,7 @@ async def search_drugs(
     q: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[DrugCategory | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> DrugPage:
     """Search the catalogue by brand, active ingredient or registration number (no token)."""
     total, products = await service.search(session, q=q, category=category, limit=limit, offset=offset)

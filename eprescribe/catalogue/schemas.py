@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictInt
 
-from kit.fields import NonEmpty, Strict
+from kit.fields import BIGINT_MAX, NonEmpty, Strict
 
 
 class DrugCategory(StrEnum):
@@ -36,7 +36,7 @@ class DrugCreate(Strict):
     dosage_form: Annotated[str, Field(min_length=1, max_length=200)]
     unit: Annotated[str, Field(min_length=1, max_length=32)]
     category: DrugCategory
-    declared_price: Annotated[StrictInt, Field(gt=0)] | None = None
+    declared_price: Annotated[StrictInt, Field(gt=0, le=BIGINT_MAX)] | None = None
     packaging: Annotated[str, Field(max_length=300)] | None = None
     manufacturer: Annotated[str, Field(max_length=300)] | None = None
     country: Annotated[str, Field(max_length=100)] | None = None

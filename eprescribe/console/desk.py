@@ -144,7 +144,7 @@ async def desk_page(
             "prefill": prefill,
             "prefill_error": prefill_error,
             "policy": prescriptions.policy_for_forms(),
-            "recent": await _recent(session, desk),
+            "recent": await _recent(session, desk, client_address(request)),
             "js_text": console.js_text(request),
         },
     )
@@ -188,7 +188,7 @@ async def submit(
         facility=found.facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )
     answer = dict(outcome.body)
     if "code" in answer:
@@ -196,10 +196,10 @@ async def submit(
     return JSONResponse(answer, status_code=outcome.status_code)
 
 
-async def _recent(session: AsyncSession, desk: Desk) -> list[dict[str, Any]]:
+async def _recent(session: AsyncSession, desk: Desk, address: str) -> list[dict[str, Any]]:
     assert desk.prescriber is not None
     found = await prescriptions.recent_for_prescriber(
-        session, desk.facility, desk.prescriber.prescriber_id, RECENT_LIMIT
+        session, desk.facility, desk.prescriber.prescriber_id, RECENT_LIMIT, address=address
     )
     now = datetime.now(VIETNAM_TIME)
     return [
@@ -223,5 +223,8 @@ async def recent_fragment(request: Request, desk: DeskDep, session: SessionDep) 
     if found.prescriber is None:
         raise PrescriberNotAllowed("Choose the prescriber first")
     return console.site.render(
-        request, "_recent.html", {"recent": await _recent(session, found)}, cache_seconds=0
+        request,
+        "_recent.html",
+        {"recent": await _recent(session, found, client_address(request))},
+        cache_seconds=0,
     )

@@ -40,7 +40,7 @@ async def submit_fhir_prescription(
         facility=facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 

@@ -75,5 +75,5 @@ async def submit_prescription(
         prescriber=signed_in.prescriber,
         raw_body=await request.body(),
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )

@@ -11,6 +11,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from kit.fields import Screened
+
 # A scalar as HIS software writes it: "10", 10, 10.0, "" or null.
 Loose = str | int | float | None
 
@@ -18,7 +20,7 @@ MSG_SUBMITTED = "Gửi đơn thuốc thành công"
 MSG_SALE_RECORDED = "Cập nhật đơn thuốc thành công"
 
 
-class DialectBody(BaseModel):
+class DialectBody(Screened):
     """A dialect object: unknown fields are kept aside (and reported as ignored), never an error."""
 
     model_config = ConfigDict(extra="allow")
@@ -118,7 +120,7 @@ ConnectionCode = Annotated[str, Field(min_length=1, max_length=64)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
 
 
-class Credentials(BaseModel):
+class Credentials(Screened):
     # Extra fields are ignored: HIS software sends the whole login object to them-bac-si.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
 

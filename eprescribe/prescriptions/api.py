@@ -48,7 +48,7 @@ async def submit_prescription(
         facility=facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=str(request.base_url),
+        base_url=runtime.settings.public_url,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -99,7 +99,7 @@ async def read_prescription(
 ) -> PrescriptionView:
     """Read a prescription this facility issued, with dispensed and remaining per line."""
     record = await service.read_for_facility(session, facility, code, address=client_address(request))
-    return _view(record, str(request.base_url), runtime)
+    return _view(record, runtime.settings.public_url, runtime)
 
 
 async def _qr(
@@ -152,7 +152,7 @@ async def cancel_prescription(
 ) -> PrescriptionView:
     """Cancel a prescription of this facility while nothing of it is dispensed."""
     record = await service.cancel(session, facility, code, body.reason, client_address(request))
-    return _view(record, str(request.base_url), runtime)
+    return _view(record, runtime.settings.public_url, runtime)
 
 
 @router.get(

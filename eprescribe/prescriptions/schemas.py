@@ -8,11 +8,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StrictFloat, StrictInt, field_validator
 
 from eprescribe.catalogue.schemas import ProductKey
 from eprescribe.registry.schemas import FacilityCode
-from kit.fields import NonEmpty, Strict
+from kit.fields import PersonName, SafeDate, Strict
 
 
 class PrescriptionKind(StrEnum):
@@ -52,18 +52,18 @@ LEDGER_STATUSES = frozenset(
 
 
 class Guardian(Strict):
-    full_name: NonEmpty
+    full_name: PersonName
     national_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     phone: Annotated[str, Field(pattern=r"^\+?[0-9]{8,15}$")] | None = None
 
 
 class Patient(Strict):
-    full_name: NonEmpty
-    date_of_birth: date
+    full_name: PersonName
+    date_of_birth: SafeDate
     gender: Gender
     national_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     insurance_no: Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9]{13}$")] | None = None
-    weight_kg: Annotated[float, Field(gt=0, le=400)] | None = None
+    weight_kg: Annotated[StrictFloat, Field(gt=0, le=400)] | None = None
     phone: Annotated[str, Field(pattern=r"^\+?[0-9]{8,15}$")] | None = None
     address: Annotated[str, Field(max_length=500)] | None = None
     guardian: Guardian | None = None
@@ -102,7 +102,7 @@ class PrescriptionPayload(Strict):
     diagnoses: Annotated[list[Diagnosis], Field(min_length=1, max_length=20)]
     items: Annotated[list[PrescribedItem], Field(min_length=1, max_length=50)]
     notes: Annotated[str, Field(max_length=2000)] | None = None
-    follow_up_date: date | None = None
+    follow_up_date: SafeDate | None = None
 
 
 class PrescriptionSubmit(Strict):

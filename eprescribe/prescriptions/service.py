@@ -252,11 +252,33 @@ async def access_log(
 
 
 async def recent_for_prescriber(
-    session: AsyncSession, facility: FacilityRecord, prescriber_id: str, limit: int = 20
+    session: AsyncSession,
+    facility: FacilityRecord,
+    prescriber_id: str,
+    limit: int = 20,
+    *,
+    address: str | None = None,
 ) -> list[PrescriptionRecord]:
-    """A prescriber's latest prescriptions at this facility, newest first (lines not loaded)."""
-    found = await repository.recent_headers(session, prescriber_id, facility.facility_code, limit)
-    return [_header(tuple(h), ()) for h in found]
+    """A prescriber's latest prescriptions at this facility, newest first (lines not loaded).
+
+    The list shows each patient's name, so each shown prescription gets an access-log entry.
+    """
+    found = [
+        _header(tuple(h), ())
+        for h in await repository.recent_headers(session, prescriber_id, facility.facility_code, limit)
+    ]
+    now = utcnow()
+    for record in found:
+        await audit.record_access(
+            session,
+            prescription_code=record.code,
+            actor_kind=ActorKind.FACILITY,
+            actor_code=facility.facility_code,
+            action=AccessAction.CONSOLE_LIST,
+            client_address=address,
+            at=now,
+        )
+    return found
 
 
 # ---- pharmacies: finding, checking the QR, and the quantity ledger ------------------------------

@@ -20,6 +20,7 @@ from eprescribe.prescriptions.models import Prescription
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PrescriberRecord
 from kit.errors import InvalidContent, field_error
+from kit.jsonstrict import StrictJsonError, parse_strict
 from kit.security import SIGNING_ALGORITHMS, peek_header
 
 JWS_LOC = ["body", "jws"]
@@ -31,6 +32,8 @@ class SignedPayload:
 
     prescriber: PrescriberRecord
     payload: dict[str, Any]
+    # The payload exactly as signed (UTF-8 JSON), for strict validation.
+    raw: bytes
     digest: str
     # Whether the signer is registered at the facility submitting it.
     works_here: bool
@@ -44,7 +47,7 @@ def _header(compact: str) -> dict[str, Any]:
     """Read and screen the header before any key is looked up: only ES256, no `crit`, a `kid`."""
     try:
         header = peek_header(compact)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _refuse("The JWS header cannot be read", [], "malformed JWS header") from exc
     if len(compact.split(".")) != 3:
         raise _refuse("The JWS must be in compact form: header.payload.signature", [], "not a compact JWS")
@@ -85,12 +88,16 @@ async def verify(session: AsyncSession, compact: str, facility_code: str) -> Sig
             "does not verify",
         ) from exc
     try:
-        payload = json.loads(verified.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidContent.field(["payload"], "the payload is not JSON") from exc
+        # What is signed is read strictly: UTF-8, no duplicate keys (which facility did the
+        # signer mean?), no NaN, no lone surrogates, and no nesting deeper than a parser's stack.
+        payload = parse_strict(verified.payload)
+    except StrictJsonError as exc:
+        raise InvalidContent.field(["payload"], f"the payload is not strict JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidContent.field(["payload"], "the payload is nested too deeply") from exc
     if not isinstance(payload, dict):
         raise InvalidContent.field(["payload"], "the payload must be a JSON object")
-    return SignedPayload(prescriber, payload, payload_digest(compact), works_here)
+    return SignedPayload(prescriber, payload, bytes(verified.payload), payload_digest(compact), works_here)
 
 
 @dataclass(frozen=True)

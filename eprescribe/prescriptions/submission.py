@@ -93,7 +93,9 @@ async def submit_mapped(
         found = await registry.signer(session, prescriber_id, facility.facility_code)
         if found is None:
             raise PrescriberNotAllowed(f"No registered prescriber {prescriber_id}")
-        signed = signature.SignedPayload(found[0], payload, digest, found[1])
+        # Validated as strictly as a signed payload: the mapping's JSON text.
+        raw = json.dumps(payload, ensure_ascii=False).encode()
+        signed = signature.SignedPayload(found[0], payload, raw, digest, found[1])
         return await _store_signed(
             session, runtime, facility, signed, compact or "", base_url, unsigned=compact is None
         )
@@ -117,7 +119,8 @@ async def _store(
 ) -> idempotency.Answer:
     signed = await signature.verify(session, compact, facility.facility_code)
     if translate is not None:
-        signed = replace(signed, payload=await translate(signed.payload))
+        translated = await translate(signed.payload)
+        signed = replace(signed, payload=translated, raw=json.dumps(translated, ensure_ascii=False).encode())
     return await _store_signed(session, runtime, facility, signed, compact, base_url)
 
 
@@ -132,7 +135,7 @@ async def _store_signed(
     unsigned: bool = False,
 ) -> idempotency.Answer:
     now = utcnow()
-    payload = parse_payload(signed.payload)
+    payload = parse_payload(signed.raw)
     _authorise(facility, signed, payload)
     _check_issued_at(payload, now, runtime.settings)
     await checks.check_policy(session, payload, signed.prescriber)
@@ -162,9 +165,10 @@ async def _store_signed(
     return idempotency.Answer(201, created_body(code, valid_until, base_url))
 
 
-def parse_payload(raw: dict[str, Any]) -> PrescriptionPayload:
+def parse_payload(raw: bytes) -> PrescriptionPayload:
+    """Validate the signed JSON strictly: no coercion (`"2"` or `true` is no quantity), offsets required."""
     try:
-        return PrescriptionPayload.model_validate(raw)
+        return PrescriptionPayload.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise InvalidContent.from_errors(pydantic_errors(exc, ["payload"])) from exc
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Form, Request
 
 from eprescribe.registry import service
 from eprescribe.registry.deps import CurrentAdmin
-from eprescribe.registry.exceptions import InvalidClient
 from eprescribe.registry.schemas import (
     ClientStatusView,
     FacilityCreate,
@@ -38,17 +37,17 @@ async def issue_token(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
-    grant_type: Annotated[str, Form()],
-    client_id: Annotated[str, Form(max_length=200)],
-    client_secret: Annotated[str, Form(max_length=500)],
+    # Optional here so that a missing one is RFC 6749's 400 invalid_request, not a 422.
+    grant_type: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
 ) -> TokenResponse:
     """Exchange admin or facility client credentials for a bearer token (RFC 6749 4.4).
 
     Wrong secrets are counted per client id and per address; past the limits the answer is
     slowed, then 429 with Retry-After.
     """
-    if grant_type != "client_credentials":
-        raise InvalidClient("Only grant_type=client_credentials is supported")
+    client_id, client_secret = service.token_request(grant_type, client_id, client_secret)
     kind = ClientKind.FACILITY if len(client_id) == 5 and client_id.isalnum() else ClientKind.ADMIN
     principal = await service.authenticate(
         session, runtime, kind, client_id, client_secret, address=client_address(request), pace=pace

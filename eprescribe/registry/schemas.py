@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from kit.fields import NonEmpty, Strict
+from kit.fields import NonEmpty, PersonName, Strict
 from kit.text import vietnamese_sort_key
 
 
@@ -54,7 +54,7 @@ class FacilityCreated(BaseModel):
 
 
 class PrescriberCreate(Strict):
-    full_name: NonEmpty
+    full_name: PersonName
     license_no: Annotated[str, Field(min_length=3, max_length=64)]
     facility_codes: Annotated[list[FacilityCode], Field(min_length=1, max_length=50)]
     public_jwk: dict[str, Any]

@@ -21,8 +21,10 @@ from eprescribe.registry import repository
 from eprescribe.registry.exceptions import (
     ClientNotFound,
     InvalidClient,
+    InvalidTokenRequest,
     PrescriberNotAllowed,
     RegistryConflict,
+    UnsupportedGrantType,
 )
 from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
 from eprescribe.registry.schemas import (
@@ -39,6 +41,7 @@ from eprescribe.registry.schemas import (
 )
 from kit import throttle
 from kit.errors import InvalidContent, Unauthorized, field_error
+from kit.fields import unsafe_reason
 from kit.runtime import Runtime
 from kit.security import ClientKind, Principal, SecretHasher, new_secret
 from kit.time import utcnow
@@ -689,3 +692,32 @@ def provinces() -> dict[str, Province]:
     source = resources.files("eprescribe.registry") / "data" / "provinces.csv"
     rows = csv.DictReader(io.StringIO(source.read_text(encoding="utf-8-sig")))
     return {r["province_code"]: Province(r["province_code"], r["name_vi"], r["name_en"]) for r in rows}
+
+
+# ---- token requests (RFC 6749 section 4.4) --------------------------------------------------
+
+TOKEN_FIELD_LIMITS = {"client_id": 200, "client_secret": 500}
+
+
+def token_request(
+    grant_type: str | None, client_id: str | None, client_secret: str | None
+) -> tuple[str, str]:
+    """The client id and secret of a well-formed client-credentials request; else the RFC's 400.
+
+    Wrong credentials stay 401 `invalid_client` (the contract); a request the server cannot read
+    is 400 `invalid_request`, another grant 400 `unsupported_grant_type`, both with
+    `error_description` (RFC 6749 section 5.2).
+    """
+    given = {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret}
+    for name, value in given.items():
+        if value is None or value == "":
+            raise InvalidTokenRequest(f"The request is missing {name}")
+        reason = unsafe_reason(value)
+        if reason is not None:
+            raise InvalidTokenRequest(f"{name} {reason}")
+        if len(value) > TOKEN_FIELD_LIMITS.get(name, 100):
+            raise InvalidTokenRequest(f"{name} is longer than {TOKEN_FIELD_LIMITS.get(name, 100)} characters")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType()
+    assert client_id is not None and client_secret is not None
+    return client_id, client_secret

@@ -17,7 +17,7 @@ import zxingcpp
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.catalogue import service as catalogue
@@ -26,6 +26,8 @@ from eprescribe.registry.schemas import PharmacyRecord
 from kit import web_session
 from kit.database import SessionDep
 from kit.errors import BadRequest
+from kit.fields import Screened
+from kit.inputs import bytes_body
 from kit.runtime import RuntimeDep, client_address
 from kit.throttle import PaceDep
 from kit.time import vn_today
@@ -67,7 +69,7 @@ async def desk(request: Request, counter: CounterDep) -> Response:
     )
 
 
-class LookupBody(BaseModel):
+class LookupBody(Screened):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     text: Annotated[str, Field(min_length=1, max_length=4000)]
@@ -150,7 +152,7 @@ async def lookup(
     )
 
 
-class ConsoleDispense(BaseModel):
+class ConsoleDispense(Screened):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Annotated[str, Field(min_length=1, max_length=4000)]
@@ -200,26 +202,25 @@ def decode_qr(data: bytes) -> str | None:
             if width * height > MAX_FRAME_PIXELS:
                 raise BadRequest(f"The frame is too large ({width}x{height}); send at most 4 megapixels")
             grey = image.convert("L")
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses dimensions that would take gigabytes to decode before our own check.
+        raise BadRequest("The frame is too large; send at most 4 megapixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise BadRequest("The frame is not a JPEG or PNG image") from exc
     found = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return str(found[0].text) if found else None
 
 
 @router.post(f"{PREFIX}/api/decode")
-async def decode(request: Request, counter: CounterDep) -> JSONResponse:
+async def decode(
+    # First: the frame is read before the counter's session opens (kit.inputs).
+    data: Annotated[bytes, bytes_body(MAX_FRAME_BYTES, "The frame is larger than 2 MB")],
+    request: Request,
+    counter: CounterDep,
+) -> JSONResponse:
     """Decode one camera frame for a browser without BarcodeDetector; the frame is never kept."""
     found = console.require(counter)
     web_session.check_csrf(request, found.row)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_FRAME_BYTES:
-        raise BadRequest("The frame is larger than 2 MB")
-    # Read in chunks: a body without a length may not fill the memory before it is refused.
-    data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > MAX_FRAME_BYTES:
-            raise BadRequest("The frame is larger than 2 MB")
     if not data:
         raise BadRequest("Send one JPEG or PNG frame of at most 2 MB")
     text = await asyncio.to_thread(decode_qr, bytes(data))

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
-from eprescribe.registry.exceptions import InvalidClient
+from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import TokenResponse
 from kit.database import SessionDep
 from kit.errors import ERRORS
+from kit.fields import PageOffset, SafeDate, SafeInstant
 from kit.runtime import RuntimeDep, client_address
 from kit.throttle import PaceDep
 from kit.time import start_of_vn_day
@@ -31,7 +31,7 @@ from pharmacy_gateway.dispensing.schemas import (
 router = APIRouter(prefix="/gateway/v1", tags=["pharmacy gateway"])
 
 # A day given without a time is a calendar day in Vietnam.
-Instant = AwareDatetime | date
+Instant = SafeInstant | SafeDate
 
 
 @router.post("/auth/token", response_model=TokenResponse, responses=ERRORS)
@@ -40,13 +40,13 @@ async def issue_token(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
-    grant_type: Annotated[str, Form()],
-    client_id: Annotated[str, Form(max_length=200)],
-    client_secret: Annotated[str, Form(max_length=500)],
+    # Optional here so that a missing one is RFC 6749's 400 invalid_request, not a 422.
+    grant_type: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
 ) -> TokenResponse:
     """Exchange a pharmacy's connection code (`client_id`) and secret for a bearer token."""
-    if grant_type != "client_credentials":
-        raise InvalidClient("Only grant_type=client_credentials is supported")
+    client_id, client_secret = registry.token_request(grant_type, client_id, client_secret)
     token = await service.issue_token(
         session,
         runtime,
@@ -139,7 +139,7 @@ async def list_dispenses(
     pharmacy: CurrentPharmacy,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[PageOffset, Query()] = 0,
     since: Annotated[
         Instant | None, Query(alias="from", description="YYYY-MM-DD (Vietnam day) or an ISO 8601 instant")
     ] = None,

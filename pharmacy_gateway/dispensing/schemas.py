@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictInt, computed_field
 
-from kit.fields import Strict
+from kit.fields import SafeDate, Strict
 
 # ---- lookup --------------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ class DispenseItem(Strict):
     quantity: Annotated[StrictInt, Field(gt=0, le=100_000)]
     unit_price: Annotated[StrictInt, Field(ge=0, le=1_000_000_000_000)] | None = None
     batch_no: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    expiry_date: date | None = None
+    expiry_date: SafeDate | None = None
 
 
 class DispenseCreate(Strict):

@@ -16,6 +16,7 @@ from eprescribe.catalogue import service as catalogue
 from eprescribe.catalogue.schemas import CONTROLLED_CATEGORIES, Product
 from eprescribe.registry.schemas import PharmacyRecord
 from kit.errors import FieldErrors, field_error, pydantic_errors
+from kit.fields import unsafe_reason
 from kit.text import fold, parse_whole_number
 from kit.time import utcnow
 from pharmacy_gateway.prices import repository
@@ -128,10 +129,17 @@ def _validate_item(raw: Any, where: Loc) -> tuple[PriceItemIn | None, FieldError
         return None, pydantic_errors(exc, where)
 
 
+REGISTRATION_NO_MAX = 64
+
+
 def _claimed_number(raw: Any) -> str | None:
     """The registration number a refused item names, so it is checked against the catalogue too."""
     if isinstance(raw, dict) and isinstance(raw.get("registration_no"), str):
-        return raw["registration_no"].strip() or None
+        number: str = raw["registration_no"].strip()
+        # Only what could be a registration number is looked up (found by the fuzzer: a NUL
+        # in a refused item reached PostgreSQL).
+        if number and len(number) <= REGISTRATION_NO_MAX and unsafe_reason(number) is None:
+            return number
     return None
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from eprescribe.prescriptions.policy import POLICY, chronic_conditions
 from tests.clients import Browser, Browsers
-from tests.factories import Api, World, child_birthdate, payload_for, rand
+from tests.conftest import Harness
+from tests.factories import Api, World, access_entries, child_birthdate, payload_for, rand
 
 SUBMIT = "/console/prescriber/api/prescriptions"
 
@@ -189,6 +190,19 @@ class TestPrintAndRecent:
         assert 'data-status="partially_dispensed"' in after.text
         desk = await browser.get("/console/prescriber")
         assert f'data-code="{code}"' in desk.text
+
+    async def test_every_list_showing_patient_names_is_in_the_access_log(
+        self, api: Api, browsers: Browsers, harness: Harness
+    ) -> None:
+        w, browser = await signed_in(api, browsers)
+        code = (await browser.post_json(SUBMIT, {"jws": w.prescriber.sign(payload_for(w))})).json()["code"]
+        await browser.get("/console/prescriber/recent")
+        await browser.get("/console/prescriber")
+        entries = await access_entries(harness, code)
+        listed = [e for e in entries if e.action == "console_list"]
+        assert len(listed) == 2
+        assert {(e.actor_kind, e.actor_code) for e in listed} == {("facility", w.facility.facility_code)}
+        assert all(e.client_address == browser.address for e in listed)
 
 
 class TestFormData:

@@ -50,7 +50,8 @@ class TestTokenEndpoint:
             "/api/v1/auth/token",
             data={"grant_type": "password", "client_id": api.admin_id, "client_secret": api.admin_secret},
         )
-        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+        # RFC 6749 section 5.2: another grant is 400 unsupported_grant_type.
+        assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
 
     async def test_secrets_are_stored_only_as_argon2_hashes(self, api: Api, harness: Harness) -> None:
         facility = await api.facility()

@@ -65,7 +65,9 @@ class TestTokenEndpoint:
                 "client_secret": gw.pharmacy.client_secret,
             },
         )
-        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+        # RFC 6749 section 5.2: another grant is 400 unsupported_grant_type, described.
+        assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+        assert r.json()["error_description"]
 
     async def test_facility_credentials_do_not_open_the_gateway(self, harness: Harness, api: Api) -> None:
         facility = await api.facility()
