@@ -7,6 +7,7 @@ shows everywhere within `ttl_seconds`.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -21,6 +22,10 @@ V = TypeVar("V")
 def database_of(session: AsyncSession) -> URL:
     """Which database a session talks to: part of every cache key, so two databases never mix."""
     return session.get_bind().engine.url
+
+
+# How many expired entries one `put` may drop: a bounded step, amortised over the writes.
+_SWEEP = 8
 
 
 class TtlCache(Generic[K, V]):
@@ -41,10 +46,17 @@ class TtlCache(Generic[K, V]):
         return found[1]
 
     def put(self, key: K, value: V) -> None:
+        now = time.monotonic()
+        # One TTL for all: insertion order is expiry order, so the expired sit at the front and
+        # go as new entries come (a cache that is only written to must not grow to its cap).
+        self._entries.pop(key, None)
+        expired = [k for k, (expires, _) in itertools.islice(self._entries.items(), _SWEEP) if expires < now]
+        for stale in expired:
+            del self._entries[stale]
         if len(self._entries) >= self._max:
-            for stale in list(self._entries)[: max(1, self._max // 4)]:
-                del self._entries[stale]
-        self._entries[key] = (time.monotonic() + self._ttl, value)
+            for oldest in list(self._entries)[: max(1, self._max // 4)]:
+                del self._entries[oldest]
+        self._entries[key] = (now + self._ttl, value)
 
     def clear(self) -> None:
         self._entries.clear()
