@@ -163,7 +163,7 @@ class TestPaper:
         assert "(Ký, ghi rõ họ tên)" in html and "Số CCHN:" in html
         # The second QR and a short address open the patient's own page.
         assert html.count('class="paper-qr') == 2
-        assert f'data-patient-url="http://127.0.0.1:8000/rx/{created["code"]}"' in html
+        assert f'data-patient-url="http://127.0.0.1:8000/rx/{created["code"]}?k=' in html
         assert f"127.0.0.1:8000/rx/{created['code']}</p>" in html
 
     async def test_the_narcotic_form_has_its_heading_identity_and_words(
