@@ -31,6 +31,8 @@ class Guard(StrEnum):
     PHARMACY = "pharmacy"  # any active pharmacy
     OWN_DISPENSE = "own_dispense"  # the pharmacy that dispensed
     CONTROLLED = "controlled"  # a pharmacy with a controlled-substance licence
+    PRESCRIBER = "prescriber"  # a prescriber signed in through the national door
+    APP_KEY = "app_key"  # pharmacy software by its app-name/app-key headers (national door)
 
 
 CALLERS = [
@@ -130,6 +132,22 @@ EXPECTED: dict[Guard, dict[str, int | str]] = {
         "foreign_key": 401,
         "other_kind": 403,
     },
+    # No caller here holds a prescriber's token: every token is of another kind, or no token.
+    Guard.PRESCRIBER: {
+        "none": 401,
+        "admin": 403,
+        "issuer": 403,
+        "other_facility": 403,
+        "pharmacy": 403,
+        "other_pharmacy": 403,
+        "revoked": 403,
+        "suspended": 403,
+        "expired": 401,
+        "foreign_key": 401,
+        "other_kind": 403,
+    },
+    # A bearer token of any kind opens nothing there: the headers are the credentials.
+    Guard.APP_KEY: dict.fromkeys(CALLERS, 401),
 }
 
 
@@ -144,6 +162,8 @@ class Row:
     form: dict[str, str] | None = None
     # The caller family whose revoked/suspended/expired/foreign tokens this row is tried with.
     family: ClientKind | None = None
+    # The national protocol answers its refusals in its own JSON, not problem+json.
+    dialect: bool = False
 
 
 ROWS: list[Row] = [
@@ -253,6 +273,53 @@ ROWS: list[Row] = [
         "/portal/api/v1/drugs/{registration_no}",
     ),
     Row("GET", "/portal/api/v1/outlets/{outlet_id}", Guard.PUBLIC, "/portal/api/v1/outlets/1"),
+    # The national protocol (QĐ 808) and HL7 FHIR doors.
+    Row(
+        "POST",
+        "/api/auth/dang-nhap-co-so-kham-chua-benh",
+        Guard.PUBLIC,
+        "/api/auth/dang-nhap-co-so-kham-chua-benh",
+        body={},
+    ),
+    Row("POST", "/api/auth/dang-nhap-bac-si", Guard.PUBLIC, "/api/auth/dang-nhap-bac-si", body={}),
+    Row("POST", "/api/v1/them-bac-si", Guard.FACILITY, "/api/v1/them-bac-si", body={}, dialect=True),
+    Row("POST", "/api/v1/xoa-bac-si", Guard.FACILITY, "/api/v1/xoa-bac-si", body={}, dialect=True),
+    Row("POST", "/api/v1/gui-don-thuoc", Guard.PRESCRIBER, "/api/v1/gui-don-thuoc", body={}, dialect=True),
+    Row(
+        "GET",
+        "/api/v1/thong-tin-don-thuoc/{ma_don_thuoc}",
+        Guard.APP_KEY,
+        "/api/v1/thong-tin-don-thuoc/{code}",
+        dialect=True,
+    ),
+    Row(
+        "POST",
+        "/api/v1/cap-nhat-don-thuoc",
+        Guard.APP_KEY,
+        "/api/v1/cap-nhat-don-thuoc",
+        body={},
+        dialect=True,
+    ),
+    Row("POST", "/api/v1/prescriptions/fhir", Guard.FACILITY, "/api/v1/prescriptions/fhir", body={}),
+    Row(
+        "GET",
+        "/api/v1/prescriptions/{code}/fhir",
+        Guard.OWN_PRESCRIPTION,
+        "/api/v1/prescriptions/{code}/fhir",
+    ),
+    Row(
+        "PUT",
+        "/api/v1/prescribers/{prescriber_id}/password",
+        Guard.ADMIN,
+        "/api/v1/prescribers/{prescriber}/password",
+        body={},
+    ),
+    Row(
+        "GET",
+        "/gateway/v1/dispenses/{dispense_id}/fhir",
+        Guard.OWN_DISPENSE,
+        "/gateway/v1/dispenses/{dispense_id}/fhir",
+    ),
 ]
 # Object-level variants of a schema route: the same path on another object.
 VARIANTS: list[Row] = [
@@ -348,7 +415,8 @@ async def _scene(harness: Harness) -> Scene:
         ClientKind.PHARMACY: controlled.token,
     }
     tokens: dict[tuple[str, ClientKind], str | None] = {}
-    for family in ClientKind:
+    # Prescribers sign in only through the national door: none of these callers is one.
+    for family in (ClientKind.ADMIN, ClientKind.FACILITY, ClientKind.PHARMACY):
         tokens[("none", family)] = None
         tokens[("admin", family)] = bearer
         tokens[("issuer", family)] = w.facility.token
@@ -415,7 +483,7 @@ class TestTheMatrix:
                     wrong.append(
                         f"{row.method} {row.url} as {caller}: expected {expected}, got {got.status_code}"
                     )
-                if got.status_code >= 400 and row.guard is not Guard.PUBLIC:
+                if got.status_code >= 400 and row.guard is not Guard.PUBLIC and not row.dialect:
                     assert got.headers["content-type"].startswith("application/problem+json"), (row, caller)
         assert wrong == [], "\n".join(wrong)
 
