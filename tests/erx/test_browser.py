@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -85,6 +86,11 @@ def _walk_through(dept: Department, live: str, tmp_path: Path) -> None:
             f"/api/v1/prescriptions/{code}/qr.png", headers={"Authorization": f"Bearer {facility_token}"}
         )
         assert png.status_code == 200
+        # The patient's own link, with the access key printed on the patient's part of the paper.
+        read = http.get(
+            f"/api/v1/prescriptions/{code}", headers={"Authorization": f"Bearer {facility_token}"}
+        )
+        patient_url = str(read.json()["patient_url"])
         video = fake_camera(png.content, tmp_path / "qr.y4m")
         browser = launch(
             playwright,
@@ -94,7 +100,7 @@ def _walk_through(dept: Department, live: str, tmp_path: Path) -> None:
         )
         try:
             _pharmacist(browser, live, near, code)
-            _patient(browser, live, code)
+            _patient(browser, live, code, patient_url)
         finally:
             browser.close()
 
@@ -251,10 +257,10 @@ def _pharmacist(browser: Browser, live: str, pharmacy: tuple[str, str], code: st
     context.close()
 
 
-def _patient(browser: Browser, live: str, code: str) -> None:
-    # A phone.
+def _patient(browser: Browser, live: str, code: str, patient_url: str) -> None:
+    # A phone, opening the link of the patient's QR.
     context, page = new_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page.goto(f"{live}/rx/{code}")
+    page.goto(f"{live}{urlsplit(patient_url).path}?{urlsplit(patient_url).query}")
     page.fill("#dob", "1985-06-21")
     page.click("button[type=submit]")
     expect(page.locator("#ask-error")).to_be_visible()

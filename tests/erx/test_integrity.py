@@ -147,9 +147,9 @@ class TestBackupAndRestore:
             cluster: Cluster = request.getfixturevalue("pg_cluster")
             name = f"erx_restore_{secrets.token_hex(4)}"
             await cluster.execute(f'CREATE DATABASE "{name}"')
-            fresh = make_settings(fresh_dir, cluster.url(name))
+            fresh = make_settings(fresh_dir, cluster.url(name), identity_key=_identity_key(harness))
         else:
-            fresh = make_settings(fresh_dir, None)
+            fresh = make_settings(fresh_dir, None, identity_key=_identity_key(harness))
         restored = await asyncio.to_thread(erx_command, fresh, "restore", str(archive), "--no-progress")
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert "chains hold" in restored.stdout
@@ -189,9 +189,9 @@ class TestBackupAndRestore:
             cluster: Cluster = request.getfixturevalue("pg_cluster")
             name = f"erx_restore_{secrets.token_hex(4)}"
             await cluster.execute(f'CREATE DATABASE "{name}"')
-            fresh = make_settings(fresh_dir, cluster.url(name))
+            fresh = make_settings(fresh_dir, cluster.url(name), identity_key=_identity_key(harness))
         else:
-            fresh = make_settings(fresh_dir, None)
+            fresh = make_settings(fresh_dir, None, identity_key=_identity_key(harness))
         restored = await asyncio.to_thread(erx_command, fresh, "restore", str(archive), "--no-progress")
         assert restored.returncode == 1
         assert f"bad signature {code}" in restored.stdout
@@ -244,3 +244,10 @@ class TestTheBenchWritesTheSameChain:
         assert [e.seq for e in await access_entries(pg_harness, "01001BENCH01-c")] == [1, 2, 3, 4]
         done = await erx(pg_harness, "audit", "verify", "--no-progress")
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _identity_key(harness: Harness) -> str | None:
+    """A restore reads the identity numbers with the key they were written under: the key travels
+    beside the backup (ERX_IDENTITY_KEY in production), never inside it."""
+    key = harness.settings.identity_key
+    return key.get_secret_value() if key is not None else None
