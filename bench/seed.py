@@ -37,8 +37,10 @@ from rich.progress import (
 )
 
 from bench import jose, project
+from eprescribe.prescriptions.models import INSURANCE_NO, JWS, NATIONAL_ID
+from kit.pii import PiiKeys
 
-SEED_VERSION = 3  # 3: the access log is chained (kit.audit)
+SEED_VERSION = 4  # 3: the access log is chained (kit.audit); 4: identity numbers encrypted (kit.pii)
 DATABASE = "erx_bench"
 BATCH = 10_000
 
@@ -242,6 +244,9 @@ async def seed(
     secret = secrets.token_urlsafe(24)
     secret_hash = await asyncio.to_thread(project.hash_secret, secret)
     national = jose.private_jwk(jose.generate())
+    # The identity numbers and the JWS are stored encrypted, under the key the bench server
+    # reads from its data directory (kit.pii), as the app itself writes them.
+    pii_keys = PiiKeys.load(project.settings_for(database_url, national, registry_path.parent / "data"))
     national["kid"] = thumbprint(national)[:16]
     valid_until = (now + timedelta(days=365)).replace(microsecond=0)
 
@@ -536,6 +541,7 @@ async def seed(
                     qr_text=f"{p['code']}.{qr}",
                     diagnoses=json.dumps(p["diagnoses"], ensure_ascii=False),
                 )
+                _seal_identity(p, pii_keys)
                 p_rows.append(p)
                 d_rows.append({"payload_digest": p["payload_digest"], "prescription_code": p["code"]})
                 for line in lines:
@@ -715,6 +721,20 @@ def _prescriptions(
             "patient": patient,
         }
         yield row, lines
+
+
+def _seal_identity(row: dict[str, Any], keys: PiiKeys) -> None:
+    """Encrypt a seeded prescription's identity numbers and JWS, with their blind indexes."""
+    national_id, insurance_no = row.get("patient_national_id"), row.get("patient_insurance_no")
+    row["patient_national_id_index"] = (
+        keys.blind_index(national_id.strip(), NATIONAL_ID) if national_id else None
+    )
+    row["patient_insurance_no_index"] = (
+        keys.blind_index(insurance_no.strip().upper(), INSURANCE_NO) if insurance_no else None
+    )
+    row["patient_national_id"] = keys.encrypt(national_id, NATIONAL_ID) if national_id else None
+    row["patient_insurance_no"] = keys.encrypt(insurance_no, INSURANCE_NO) if insurance_no else None
+    row["jws"] = keys.encrypt(row["jws"], JWS)
 
 
 async def connect(url: str) -> asyncpg.Connection:

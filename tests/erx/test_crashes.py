@@ -34,6 +34,7 @@ from joserfc.jwk import ECKey
 
 from eprescribe.registry import service as registry
 from erx.migrate import upgrade_async
+from kit.pii import PiiKeys
 from kit.runtime import Runtime
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings
 from tests.factories import Api, World, dispense_body, line, payload_for
@@ -46,6 +47,9 @@ KILLS = 4
 SUBMITS = 40
 DISPENSES_EACH = 3
 QUANTITY = 10
+
+# One identity-number key for the seeding process and both servers.
+PII = PiiKeys.generate().to_json()
 
 
 @dataclass
@@ -141,7 +145,7 @@ async def deployment(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     key = ECKey.generate_key("P-256", private=True)
     signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
     url = cluster.url(DATABASE)
-    settings = make_settings(root / "seed", url, signing_key=signing_key)
+    settings = make_settings(root / "seed", url, signing_key=signing_key, identity_key=PII)
     await upgrade_async(settings)
     runtime = Runtime.build(settings)
     async with runtime.database.sessionmaker() as session, session.begin():
@@ -157,6 +161,8 @@ async def deployment(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     base |= {
         "ERX_ENVIRONMENT": "test",
         "ERX_SIGNING_KEY": signing_key,
+        # Every process of one deployment reads identity numbers with the same key.
+        "ERX_IDENTITY_KEY": PII,
         "DATABASE_URL": url,
         "ERX_ARGON2_TIME_COST": "1",
         "ERX_ARGON2_MEMORY_COST_KIB": "1024",
