@@ -19,14 +19,18 @@ from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _DRIVER = "kit.prepared.driver"
+# The connection, not the statement, failed: the server went away or the socket broke.
+_GONE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
 # Bind processors by parameter name, and result processors by column.
 _Processors = tuple[dict[str, Any], list[Any]]
 
@@ -85,7 +89,15 @@ class Prepared:
             value = given[name] if name in given else self._fixed[name]
             processor = bind.get(name)
             values.append(processor(value) if processor is not None and value is not None else value)
-        records = await (await driver_of(session)).fetch(self.sql, *values)
+        driver = await driver_of(session)
+        try:
+            records = await driver.fetch(self.sql, *values)
+        except _GONE as exc:
+            # SQLAlchemy never saw this error: tell its pool the connection is dead, or it would
+            # hand the same broken connection out again after the database comes back.
+            await (await session.connection()).invalidate(exc)
+            # As SQLAlchemy reports a lost connection, so the failsafe answers 503, not 500.
+            raise OperationalError(self.sql, None, exc, connection_invalidated=True) from exc
         if self._row is None:
             return list(records)
         make: Any = self._row
