@@ -381,7 +381,11 @@ class TestDatabaseRestarted:
             recovered_from = len(statuses)
             deadline = time.monotonic() + 30
             while not any(s == 404 for s in statuses[recovered_from:]):
-                assert time.monotonic() < deadline, ("the service did not recover by itself", sorted(set(statuses[recovered_from:])), [r.text[:200] for r in unavailable[-2:]])
+                assert time.monotonic() < deadline, (
+                    "the service did not recover by itself",
+                    sorted(set(statuses[recovered_from:])),
+                    [r.text[:200] for r in unavailable[-2:]],
+                )
                 await asyncio.sleep(0.05)
             stop.set()
             await asyncio.gather(*loaders)

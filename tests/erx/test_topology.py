@@ -29,6 +29,7 @@ from joserfc.jwk import ECKey
 
 from eprescribe.registry import service as registry
 from erx.migrate import upgrade_async
+from kit.pii import PiiKeys
 from kit.runtime import Runtime
 from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings
 from tests.factories import Api, World, dispense_body, line, prescribe, token
@@ -39,6 +40,9 @@ pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(150)]
 DATABASE = "erx"
 PRESCRIPTIONS = 24
 DISPENSES_EACH = 3
+
+# One identity-number key for the seeding process and every service.
+PII = PiiKeys.generate().to_json()
 
 
 @dataclass
@@ -137,7 +141,7 @@ async def topology(clusters: Replicated, tmp_path_factory: pytest.TempPathFactor
     key = ECKey.generate_key("P-256", private=True)
     signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
     primary_url = clusters.primary.url(DATABASE)
-    settings = make_settings(root / "seed", primary_url, signing_key=signing_key)
+    settings = make_settings(root / "seed", primary_url, signing_key=signing_key, identity_key=PII)
     await upgrade_async(settings)
     runtime = Runtime.build(settings)
     async with runtime.database.sessionmaker() as session, session.begin():
@@ -154,6 +158,8 @@ async def topology(clusters: Replicated, tmp_path_factory: pytest.TempPathFactor
     base |= {
         "ERX_ENVIRONMENT": "test",
         "ERX_SIGNING_KEY": signing_key,
+        # Every process of one deployment reads identity numbers with the same key.
+        "ERX_IDENTITY_KEY": PII,
         "DATABASE_URL": primary_url,
         "ERX_ARGON2_TIME_COST": "1",
         "ERX_ARGON2_MEMORY_COST_KIB": "1024",
