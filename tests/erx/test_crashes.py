@@ -15,8 +15,6 @@ itself (no restart of the service).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
 import signal
 import subprocess
@@ -30,15 +28,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from joserfc.jwk import ECKey
 
-from eprescribe.registry import service as registry
-from erx.migrate import upgrade_async
-from kit.pii import PiiKeys
-from kit.runtime import Runtime
-from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings
+from tests.conftest import ADMIN_ID, ADMIN_SECRET
 from tests.factories import Api, World, dispense_body, line, payload_for
 from tests.pg import Cluster, free_port, start_cluster
+from tests.processes import deployment_environment
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(300)]
 
@@ -47,9 +41,6 @@ KILLS = 4
 SUBMITS = 40
 DISPENSES_EACH = 3
 QUANTITY = 10
-
-# One identity-number key for the seeding process and both servers.
-PII = PiiKeys.generate().to_json()
 
 
 @dataclass
@@ -142,34 +133,8 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 async def deployment(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
     root = tmp_path_factory.mktemp("crashes")
-    key = ECKey.generate_key("P-256", private=True)
-    signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
     url = cluster.url(DATABASE)
-    settings = make_settings(root / "seed", url, signing_key=signing_key, identity_key=PII)
-    await upgrade_async(settings)
-    runtime = Runtime.build(settings)
-    async with runtime.database.sessionmaker() as session, session.begin():
-        await registry.create_admin_client(
-            session, runtime.hasher, name="tests", client_id=ADMIN_ID, secret=ADMIN_SECRET
-        )
-    await runtime.dispose()
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ERX_", "PROMETHEUS_")) and k != "DATABASE_URL"
-    }
-    base |= {
-        "ERX_ENVIRONMENT": "test",
-        "ERX_SIGNING_KEY": signing_key,
-        # Every process of one deployment reads identity numbers with the same key.
-        "ERX_IDENTITY_KEY": PII,
-        "DATABASE_URL": url,
-        "ERX_ARGON2_TIME_COST": "1",
-        "ERX_ARGON2_MEMORY_COST_KIB": "1024",
-        "ERX_THROTTLE_DELAY_SECONDS": "0",
-        "ERX_DATABASE_POOL_SIZE": "4",
-        "ERX_DATABASE_POOL_TIMEOUT_SECONDS": "2",
-    }
+    base = await deployment_environment(root, url, ERX_DATABASE_POOL_TIMEOUT_SECONDS="2")
     servers = []
     for name in ("one", "two"):
         (root / name).mkdir()

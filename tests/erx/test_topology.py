@@ -10,8 +10,6 @@ the primary shows on the portal only once the replica has replayed it.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import secrets
 import signal
 import subprocess
@@ -25,24 +23,17 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from joserfc.jwk import ECKey
 
-from eprescribe.registry import service as registry
-from erx.migrate import upgrade_async
-from kit.pii import PiiKeys
-from kit.runtime import Runtime
-from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings
+from tests.conftest import ADMIN_ID, ADMIN_SECRET
 from tests.factories import Api, World, dispense_body, line, prescribe, token
 from tests.pg import Cluster, free_port, start_cluster, start_standby
+from tests.processes import deployment_environment
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(150)]
 
 DATABASE = "erx"
 PRESCRIPTIONS = 24
 DISPENSES_EACH = 3
-
-# One identity-number key for the seeding process and every service.
-PII = PiiKeys.generate().to_json()
 
 
 @dataclass
@@ -138,34 +129,8 @@ async def _ready(service: Service, deadline: float) -> None:
 @pytest.fixture(scope="module")
 async def topology(clusters: Replicated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Topology]:
     root = tmp_path_factory.mktemp("topology")
-    key = ECKey.generate_key("P-256", private=True)
-    signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
     primary_url = clusters.primary.url(DATABASE)
-    settings = make_settings(root / "seed", primary_url, signing_key=signing_key, identity_key=PII)
-    await upgrade_async(settings)
-    runtime = Runtime.build(settings)
-    async with runtime.database.sessionmaker() as session, session.begin():
-        await registry.create_admin_client(
-            session, runtime.hasher, name="tests", client_id=ADMIN_ID, secret=ADMIN_SECRET
-        )
-    await runtime.dispose()
-
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ERX_", "PROMETHEUS_")) and k != "DATABASE_URL"
-    }
-    base |= {
-        "ERX_ENVIRONMENT": "test",
-        "ERX_SIGNING_KEY": signing_key,
-        # Every process of one deployment reads identity numbers with the same key.
-        "ERX_IDENTITY_KEY": PII,
-        "DATABASE_URL": primary_url,
-        "ERX_ARGON2_TIME_COST": "1",
-        "ERX_ARGON2_MEMORY_COST_KIB": "1024",
-        "ERX_THROTTLE_DELAY_SECONDS": "0",
-        "ERX_DATABASE_POOL_SIZE": "4",
-    }
+    base = await deployment_environment(root, primary_url)
 
     def env(name: str, **extra: str) -> dict[str, str]:
         (root / name).mkdir(exist_ok=True)
