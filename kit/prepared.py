@@ -30,7 +30,13 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _DRIVER = "kit.prepared.driver"
 # The connection, not the statement, failed: the server went away or the socket broke.
-_GONE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
+_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    OSError,
+)
 # Bind processors by parameter name, and result processors by column.
 _Processors = tuple[dict[str, Any], list[Any]]
 
@@ -89,10 +95,15 @@ class Prepared:
             value = given[name] if name in given else self._fixed[name]
             processor = bind.get(name)
             values.append(processor(value) if processor is not None and value is not None else value)
-        driver = await driver_of(session)
         try:
+            # The BEGIN this may send fails on a dead connection too, not only the statement.
+            driver = await driver_of(session)
             records = await driver.fetch(self.sql, *values)
-        except _GONE as exc:
+        except Exception as exc:
+            if not isinstance(
+                exc, (*_GONE, dialect.loaded_dbapi.InterfaceError, dialect.loaded_dbapi.OperationalError)
+            ):
+                raise
             # SQLAlchemy never saw this error: tell its pool the connection is dead, or it would
             # hand the same broken connection out again after the database comes back.
             await (await session.connection()).invalidate(exc)
