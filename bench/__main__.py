@@ -221,6 +221,7 @@ IDLE_LEAVES = (
     "Connection._recv",
     "Connection.poll",
     "_worker (concurrent",
+    "QueueListener.dequeue",  # the log thread blocked on its queue
 )
 LOOP_LEAF = "Runner.run"
 

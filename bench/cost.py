@@ -99,13 +99,11 @@ async def _system(url: str, registry: Registry) -> AsyncIterator[Target]:
 
     def watch(dbapi_connection: Any, _record: Any) -> None:
         # asyncpg's own query log sees every statement, whichever path sent it (SQLAlchemy's or
-        # kit.prepared's straight to the driver); BEGIN and COMMIT are counted where they start.
+        # kit.prepared's straight to the driver).
         dbapi_connection.driver_connection.add_query_logger(tally)
 
-    engine = runtime.database.engine.sync_engine
-    event.listen(engine, "connect", watch)
-    for name in ("begin", "commit"):
-        event.listen(engine, name, tally)
+    # BEGIN and COMMIT are in the query log too (the adapter sends them as statements).
+    event.listen(runtime.database.engine.sync_engine, "connect", watch)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client:
@@ -118,6 +116,7 @@ async def _system(url: str, registry: Registry) -> AsyncIterator[Target]:
 async def _limit(url: str, registry: Registry) -> AsyncIterator[Target]:
     os.environ[project.ENV_DATABASE_URL] = url
     os.environ[project.ENV_SIGNING_KEY] = json.dumps(registry.signing_key)
+    os.environ[project.ENV_DATA_DIR] = str(ROOT / "data")  # the identity keys the system seals with
     from bench.minimal import app as minimal
 
     async with minimal.app.router.lifespan_context(minimal.app):
@@ -213,12 +212,17 @@ def main(
     profile: Annotated[
         int, typer.Option(help="Profile the system's requests (cProfile) and print this many functions")
     ] = 0,
+    dump: Annotated[
+        Path | None, typer.Option(help="With --profile, also save the raw profile here (pstats format)")
+    ] = None,
 ) -> None:
     """Print the app's CPU time and database round trips per request, beside the limit app's."""
     profiler = cProfile.Profile() if profile else None
     rows = asyncio.run(_run(list(names or SCENARIOS), requests, rounds, limit, profiler))
     if profiler is not None:
         # Profiled figures are inflated by the profiler itself: read them for shares, not totals.
+        if dump is not None:
+            profiler.dump_stats(dump)
         stats = pstats.Stats(profiler).strip_dirs()
         stats.sort_stats("tottime").print_stats(profile)
         stats.sort_stats("cumulative").print_stats(profile)

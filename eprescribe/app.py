@@ -16,12 +16,13 @@ from kit.app import ReadinessCheck, build_app
 from kit.runtime import Runtime
 from kit.settings import Settings
 
-# The FHIR routes come before the contract's `/prescriptions/{code}` ones they sit beside.
+# Routes are matched in order: submissions (most of this context's traffic) come first, after
+# the FHIR routes, which must come before the contract's `/prescriptions/{code}` ones beside them.
 ROUTERS: tuple[APIRouter, ...] = (
-    registry_router,
-    catalogue_router,
     fhir_router,
     prescriptions_router,
+    registry_router,
+    catalogue_router,
     national_router,
     console_router,
 )

@@ -25,7 +25,9 @@ def _runtime(settings: Settings | None, runtime: Runtime | None) -> Runtime:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     runtime = _runtime(settings, runtime)
     return build_app(
-        [*core.ROUTERS, *gateway.ROUTERS, *portal.ROUTERS],
+        # Routes are matched in order, and pharmacies' lookups and dispenses are most of the
+        # national traffic: the gateway's come first (no two contexts share a path).
+        [*gateway.ROUTERS, *core.ROUTERS, *portal.ROUTERS],
         title="Hệ thống đơn thuốc điện tử quốc gia / National e-prescription system",
         runtime=runtime,
         description="Core e-prescription API, pharmacy gateway and public price portal.",

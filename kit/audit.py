@@ -34,6 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Field, SQLModel
 
 from kit.database import UTCDateTime, bigint_pk, on_rollback
+from kit.prepared import Prepared
 from kit.time import utcnow
 
 
@@ -191,9 +192,11 @@ def _content_params() -> list[Any]:
 # PostgreSQL: one statement per entry, built once (every prescription access writes one): the
 # head's upsert in a CTE, the entry inserted from what it returns.
 _HEAD_PG = _advance(postgresql.insert).cte("head")
-_APPEND_PG = insert(LOG).from_select(
-    [*_CONTENT, "seq", "prev_hash", "entry_hash"],
-    select(*_content_params(), _HEAD_PG.c.seq, _HEAD_PG.c.prev_hash, _HEAD_PG.c.entry_hash),
+_APPEND_PG = Prepared(
+    insert(LOG).from_select(
+        [*_CONTENT, "seq", "prev_hash", "entry_hash"],
+        select(*_content_params(), _HEAD_PG.c.seq, _HEAD_PG.c.prev_hash, _HEAD_PG.c.entry_hash),
+    )
 )
 # SQLite has no data-modifying CTE: the head's upsert, then the entry (one writer at a time).
 _HEAD_SQLITE = _advance(sqlite.insert)
@@ -212,7 +215,7 @@ async def _append(session: AsyncSession, entry: dict[str, Any]) -> None:
     params["entry_code"] = entry["prescription_code"]
     params["entry_digest"] = content_digest(**entry)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_APPEND_PG, params)
+        await _APPEND_PG.rows(session, params)
         return
     head = (await session.execute(_HEAD_SQLITE, params)).one()
     await session.execute(

@@ -23,13 +23,15 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import Column, Integer, String, bindparam, case, delete, select, update
+from sqlalchemy import Column, Integer, String, any_, bindparam, case, delete, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from kit import metrics
 from kit.database import UTCDateTime, on_rollback, upsert
 from kit.errors import Throttled
+from kit.prepared import Prepared
 from kit.settings import Settings
 from kit.time import utcnow
 
@@ -116,8 +118,16 @@ def lookup_subjects(settings: Settings, *, client_id: str) -> list[Subject]:
 
 TABLE = ThrottleCounter.__table__  # type: ignore[attr-defined]
 # Built once: every lookup asks it (hot path).
-_COUNTED = select(TABLE.c.key, TABLE.c.expires_at, TABLE.c.failures).where(
-    TABLE.c.key.in_(bindparam("keys", expanding=True)), TABLE.c.expires_at > bindparam("moment")
+_COUNTED_COLUMNS = (TABLE.c.key, TABLE.c.expires_at, TABLE.c.failures)
+_COUNTED = Prepared(
+    # One array parameter on PostgreSQL, so the statement is prepared once for any key count.
+    select(*_COUNTED_COLUMNS).where(
+        TABLE.c.key == any_(bindparam("keys", type_=postgresql.ARRAY(String()))),
+        TABLE.c.expires_at > bindparam("moment"),
+    ),
+    elsewhere=select(*_COUNTED_COLUMNS).where(
+        TABLE.c.key.in_(bindparam("keys", expanding=True)), TABLE.c.expires_at > bindparam("moment")
+    ),
 )
 
 
@@ -142,7 +152,7 @@ def _judge(
 async def verdict(session: AsyncSession, settings: Settings, subjects: Sequence[Subject]) -> Verdict:
     """Judge the subjects by their failures in the current window (a read, counting nothing)."""
     now = utcnow()
-    rows = await session.execute(_COUNTED, {"keys": [s.key for s in subjects], "moment": now})
+    rows = await _COUNTED.rows(session, {"keys": [s.key for s in subjects], "moment": now})
     counted = {row.key: (row.expires_at, row.failures) for row in rows}
     return _judge(subjects, counted, now, taken=False)
 

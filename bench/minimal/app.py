@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from starlette.routing import Route
 
 from bench import jose, project
 from bench.minimal import sql
+from kit.pii import KEY_FILE, PiiKeys
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 COLLECTION_WINDOW = timedelta(days=5)
@@ -39,6 +41,29 @@ NATIONAL_KID = SIGNING_JWK.get("kid", "")
 NATIONAL_KEY = jose.load_private(SIGNING_JWK) if SIGNING_JWK else None
 NATIONAL_PUBLIC = NATIONAL_KEY.public_key() if NATIONAL_KEY else None
 POOL: asyncpg.Pool | None = None
+# The system stores identity numbers and the JWS sealed (AES-GCM, kit/pii.py) with blind indexes
+# for equality search: the limit does the same work, under the same keys, so each reads the other's rows.
+IDENTITY_CONTEXTS = ("prescription.patient_national_id", "prescription.patient_insurance_no")
+JWS_CONTEXT = "prescription.jws"
+GUARDIAN_CONTEXT = "prescription.guardian.national_id"
+
+
+def _identity_keys() -> PiiKeys:
+    given = os.environ.get("ERX_IDENTITY_KEY")
+    if given:
+        return PiiKeys.from_json(given)
+    return PiiKeys.from_json((Path(os.environ[project.ENV_DATA_DIR]) / "keys" / KEY_FILE).read_text())
+
+
+PII = _identity_keys()
+
+
+def _sealed(value: str | None, context: str) -> str | None:
+    return PII.encrypt(value, context) if value else None
+
+
+def _index(value: str | None, context: str) -> str | None:
+    return PII.blind_index(value, context) if value else None
 
 
 def pool() -> asyncpg.Pool:
@@ -443,20 +468,27 @@ async def _submit(request: Request) -> Response:
                 {"alg": "ES256", "kid": NATIONAL_KID}, project.qr_payload(claims_qr), NATIONAL_KEY
             )
         patient = payload["patient"]
+        national_id, insurance_no = patient.get("national_id"), patient.get("insurance_no")
+        guardian = patient.get("guardian")
+        if guardian and guardian.get("national_id"):
+            guardian = {**guardian, "national_id": PII.encrypt(guardian["national_id"], GUARDIAN_CONTEXT)}
         stored = await conn.fetchval(
             sql.INSERT_PRESCRIPTION_WITH_LINES,
             code, kind, "active", facility_code, signer["prescriber_id"], signer["full_name"], facility["name"],
             issued_at, valid_until, None, patient["full_name"],
-            datetime.fromisoformat(patient["date_of_birth"]).date(), patient["gender"], patient.get("national_id"),
-            patient.get("insurance_no"), patient.get("weight_kg"), patient.get("phone"), patient.get("address"),
-            json.dumps(patient.get("guardian")), json.dumps(payload["diagnoses"]), payload.get("notes"), None,
-            False, compact, digest, lines_digest, f"{code}.{qr}", now,
+            datetime.fromisoformat(patient["date_of_birth"]).date(), patient["gender"],
+            _sealed(national_id, IDENTITY_CONTEXTS[0]), _sealed(insurance_no, IDENTITY_CONTEXTS[1]),
+            patient.get("weight_kg"), patient.get("phone"), patient.get("address"),
+            json.dumps(guardian), json.dumps(payload["diagnoses"]), payload.get("notes"), None,
+            False, _sealed(compact, JWS_CONTEXT), digest, lines_digest, f"{code}.{qr}", now,
             [line.line_no for line in lines], [i["active_ingredient"] for i in items],
             [i["strength"] for i in items], [i["dosage_form"] for i in items],
             [i.get("registration_no") for i in items], [int(i["quantity"]) for i in items],
             [i["unit"] for i in items], [i["instructions"] for i in items], [int(i["days_supply"]) for i in items],
             [0 for _ in items], [int(i["quantity"]) for i in items], [k[0] for k in keyed],
             [k[1] for k in keyed], [k[2] for k in keyed], [code for _ in items],
+            _index(national_id and national_id.strip(), IDENTITY_CONTEXTS[0]),
+            _index(insurance_no and insurance_no.strip().upper(), IDENTITY_CONTEXTS[1]),
         )  # fmt: skip
         if stored is None:
             return problem(409, "Replay refused or code taken")

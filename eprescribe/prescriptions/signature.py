@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -65,6 +66,16 @@ def _header(compact: str) -> dict[str, Any]:
     return header
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(crv: str, x: str, y: str) -> ECKey:
+    """A registered key, imported once per process: keyed by the key itself, so a new key is a new entry."""
+    return ECKey.import_key({"kty": "EC", "crv": crv, "x": x, "y": y})
+
+
+def _registered_key(jwk: dict[str, Any]) -> ECKey:
+    return _public_key(str(jwk.get("crv", "")), str(jwk.get("x", "")), str(jwk.get("y", "")))
+
+
 def payload_digest(compact: str) -> str:
     """SHA-256 of the signed payload part: the same signed prescription is accepted once."""
     return hashlib.sha256(compact.split(".")[1].encode()).hexdigest()
@@ -79,7 +90,7 @@ async def verify(session: AsyncSession, compact: str, facility_code: str) -> Sig
     prescriber, works_here = found
     try:
         verified = jws.deserialize_compact(
-            compact, ECKey.import_key(prescriber.public_jwk), algorithms=SIGNING_ALGORITHMS
+            compact, _registered_key(prescriber.public_jwk), algorithms=SIGNING_ALGORITHMS
         )
     except (JoseError, ValueError) as exc:
         raise _refuse(
