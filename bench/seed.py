@@ -40,9 +40,14 @@ from bench import jose, project
 from eprescribe.prescriptions.models import INSURANCE_NO, JWS, NATIONAL_ID
 from kit.pii import PiiKeys
 
-SEED_VERSION = 4  # 3: the access log is chained (kit.audit); 4: identity numbers encrypted (kit.pii)
+# 3: the access log is chained (kit.audit); 4: identity numbers encrypted (kit.pii);
+# 5: every prescriber's key is in the key history (prescriber_key).
+SEED_VERSION = 5
 DATABASE = "erx_bench"
 BATCH = 10_000
+# Prescriptions are issued up to this long before the seed runs; each prescriber's key is
+# registered as current since then.
+BACKDATED = timedelta(days=3)
 
 
 def _first_link(entry: dict[str, Any]) -> str:
@@ -330,7 +335,7 @@ async def seed(
         )
         progress.advance(task, plan.facilities)
         prescribers: list[dict[str, Any]] = []
-        prescriber_rows, links = [], []
+        prescriber_rows, links, key_rows = [], [], []
         for i in range(plan.prescribers):
             jwk = jose.private_jwk(jose.generate())
             pid = f"BS{i:08d}"
@@ -360,8 +365,19 @@ async def seed(
                 }
             )
             links += [{"prescriber_id": pid, "facility_code": f} for f in works_at]
+            key_rows.append(
+                {
+                    "prescriber_id": pid,
+                    "thumbprint": thumbprint(public),
+                    "public_jwk": json.dumps(public),
+                    # Current before the oldest back-dated prescription, so `erx audit verify
+                    # --signatures` finds each one's key.
+                    "registered_at": now - BACKDATED,
+                }
+            )
         await copier.copy("prescriber", prescriber_rows)
         await copier.copy("prescriber_facility", links)
+        await copier.copy("prescriber_key", key_rows)
         progress.advance(task, plan.prescribers)
         pharmacy_rows = []
         codes: set[str] = set()
@@ -663,7 +679,7 @@ def _prescriptions(
         if kind in ("n", "h") and not prescriber["controlled"]:
             kind = "c"
         facility = rng.choice(prescriber["facilities"])
-        issued = now - timedelta(seconds=rng.randint(60, 3 * 86400))
+        issued = now - timedelta(seconds=rng.randint(60, int(BACKDATED.total_seconds())))
         born = date(rng.randint(1940, 2012), rng.randint(1, 12), rng.randint(1, 28))
         patient: dict[str, Any] = {
             "full_name": _name(rng),

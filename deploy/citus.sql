@@ -82,6 +82,7 @@ SELECT create_reference_table('admin_client');
 SELECT create_reference_table('facility');
 SELECT create_reference_table('prescriber');
 SELECT create_reference_table('prescriber_facility');
+SELECT create_reference_table('prescriber_key');
 SELECT create_reference_table('pharmacy');
 SELECT create_reference_table('drug');
 SELECT create_reference_table('drug_word');

@@ -106,10 +106,25 @@ class Settings(BaseSettings):
 
     # Overload (kit/shedding.py): requests one process serves at once (beyond them: 503 with
     # Retry-After at once, instead of a queue of timeouts; health and metrics never count),
-    # and each client's quota (a token bucket per access token, else per address).
+    # and each client's quota (a token bucket per access token, else per address). Both are
+    # counted in each process, in memory: no shared counter costs a round trip per request.
     max_concurrent_requests: int = Field(default=64, ge=1)
-    client_quota_per_second: float = Field(default=200.0, gt=0)
-    client_quota_burst: int = Field(default=1000, ge=1)
+    client_quota_per_second: float = Field(
+        default=200.0,
+        gt=0,
+        description=(
+            "Requests per second one client may send to ONE process (a token bucket in that "
+            "process's memory). Across a deployment of P processes (pods x ERX_WORKERS) a client "
+            "whose requests are spread over them gets up to P times this; one whose single "
+            "keep-alive connection lands on one process gets this once. It guards each process; "
+            "a deployment-wide limit per client belongs at the edge."
+        ),
+    )
+    client_quota_burst: int = Field(
+        default=1000,
+        ge=1,
+        description="Requests one client may send to ONE process at once, beyond its rate (see the rate).",
+    )
     # How long a request waits for a pooled PostgreSQL connection before it is answered 503.
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 

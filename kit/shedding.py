@@ -4,7 +4,10 @@ Past `max_concurrent_requests` a request is answered 503 with `Retry-After` at o
 quota a client gets 429 with `Retry-After`. Both answers cost no database connection, so under
 overload the requests admitted still finish in time, and the health endpoints always answer.
 The quota is a token bucket per access token (a presented token is its client: forging someone
-else's would need the national key), else per client address.
+else's would need the national key), else per client address. The buckets live in this
+process's memory, so the quota is per process: across P processes a client gets between one
+and P quotas, depending on how its connections land (README, "The client quota is per
+process"); a shared counter would cost a round trip on every request.
 """
 
 from __future__ import annotations

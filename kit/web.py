@@ -368,22 +368,33 @@ SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 SPOOL_READ_BYTES = 64 * 1024
 
 
-async def spooled(chunks: AsyncIterator[str]) -> AsyncIterator[bytes]:
-    """Drain `chunks` (which read the database) to a spool first, then hand the spool out.
+async def spool(chunks: AsyncIterator[str]) -> tempfile.SpooledTemporaryFile[bytes]:
+    """Drain `chunks` (which read the database) into a spool before anything is answered.
 
     A streamed download otherwise holds its database connection (and a snapshot) for as long
-    as the slowest reader takes; spooled, the connection goes back to the pool as soon as the
-    rows are read, and a slow reader only holds a file.
+    as the slowest reader takes; spooled, the connection goes back to the pool before the first
+    byte goes out, and a slow reader only holds a file. Read before the answer starts, a
+    failure is still a proper error answer, not a 200 cut short.
     """
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 - handed on
     try:
         async for chunk in chunks:
-            spool.write(chunk.encode())
-        spool.seek(0)
-        while block := await asyncio.to_thread(spool.read, SPOOL_READ_BYTES):
+            # Past the in-memory size the spool is a file on disk: written off the event loop.
+            await asyncio.to_thread(file.write, chunk.encode())
+        file.seek(0)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+async def unspool(file: tempfile.SpooledTemporaryFile[bytes]) -> AsyncIterator[bytes]:
+    """Hand a spool out block by block (a StreamingResponse body), then close it."""
+    try:
+        while block := await asyncio.to_thread(file.read, SPOOL_READ_BYTES):
             yield block
     finally:
-        spool.close()
+        file.close()
 
 
 def model_response(model: BaseModel, *, status_code: int = 200) -> Response:

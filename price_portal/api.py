@@ -225,9 +225,10 @@ async def export_prices(
 ) -> StreamingResponse:
     """The same rows as open data (every page at once), streamed as CSV."""
     query = service.PriceQuery(q, province, category, kind, sort, limit=0, offset=0)
+    # Read in full first: the replica connection is back in the pool before a slow reader starts.
+    spooled = await web.spool(service.export_csv(runtime.read_database, query))
     return StreamingResponse(
-        # Spooled: the replica connection is back in the pool before a slow reader drains it.
-        web.spooled(service.export_csv(runtime.read_database, query)),
+        web.unspool(spooled),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": 'attachment; filename="gia-thuoc.csv"',

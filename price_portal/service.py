@@ -195,25 +195,26 @@ async def export_csv(
 ) -> AsyncIterator[str]:
     """Yield the CSV of every row the query matches, chunk by chunk, never all at once.
 
-    PostgreSQL reads one server-side cursor inside a read-only snapshot. SQLite, where every
-    transaction holds the single write lock, reads keyset-paginated chunks in short
-    transactions instead, so a slow download never blocks writers.
+    PostgreSQL reads one server-side cursor inside a read-only snapshot and looks the names up
+    on that same connection: an export never needs a second one (with every pooled connection
+    out, one that needed two would wait on itself). SQLite, where every transaction holds the
+    single write lock, reads keyset-paginated chunks in short transactions instead, so a slow
+    download never blocks writers.
     """
     yield _csv_lines([CSV_HEADER])
     names = _Names()
-    async with database.sessionmaker() as lookup:
-        if database.dialect == "postgresql":
-            async with database.engine.connect() as connection:
-                await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                async with AsyncSession(bind=connection) as session:
-                    where, _ = await _filter_for(session, query)
+    if database.dialect == "postgresql":
+        async with database.engine.connect() as connection:
+            await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            async with AsyncSession(bind=connection) as lookup:
+                where, _ = await _filter_for(lookup, query)
                 if where is None:
                     return
                 async for chunk in prices.stream(connection, where, query.sort, chunk_size):
-                    async with lookup.begin():
-                        await names.fill(lookup, chunk)
+                    await names.fill(lookup, chunk)
                     yield names.lines(chunk)
-            return
+        return
+    async with database.sessionmaker() as lookup:
         async with lookup.begin():
             where, _ = await _filter_for(lookup, query)
         if where is None:

@@ -162,7 +162,11 @@ async def change_prescriber_status(
 async def replace_prescriber_key(
     prescriber_id: str, body: PrescriberKey, _: CurrentAdmin, session: SessionDep
 ) -> PrescriberCreated:
-    """Register a prescriber's new public key (new device or browser); the old one stops verifying."""
+    """Register a prescriber's new public key (new device or browser); the old one is retired.
+
+    New signatures made with the retired key are refused; prescriptions received while it was
+    current still verify with it.
+    """
     prescriber = await service.replace_prescriber_key(session, prescriber_id, body.public_jwk)
     return PrescriberCreated(prescriber_id=prescriber.prescriber_id)
 

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, String, text
 from sqlmodel import Field, SQLModel
 
 from eprescribe.registry.schemas import ClientStatus
-from kit.database import UTCDateTime
+from kit.database import UTCDateTime, bigint_pk
 
 
 class AdminClient(SQLModel, table=True):
@@ -52,6 +52,37 @@ class Prescriber(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=200)
     # Bumped when the password changes, so the prescriber's existing tokens fail at once.
     credentials_version: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
+
+
+class RegisteredKey(SQLModel, table=True):
+    """Every key a prescriber ever registered, and when it was current: old signatures verify later.
+
+    The current key is also on `Prescriber` (one read on the submission path); this history is
+    what `check_stored` reads, choosing the key current when each prescription was received.
+    """
+
+    __tablename__ = "prescriber_key"
+    __table_args__ = (
+        Index("ix_prescriber_key_prescriber_id_registered_at", "prescriber_id", "registered_at"),
+        # At most one current key per prescriber, whatever the concurrency of replacements.
+        Index(
+            "uq_prescriber_key_current",
+            "prescriber_id",
+            unique=True,
+            postgresql_where=text("retired_at IS NULL"),
+            sqlite_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=bigint_pk())
+    prescriber_id: str = Field(
+        sa_column=Column(String(16), ForeignKey("prescriber.prescriber_id"), nullable=False)
+    )
+    thumbprint: str = Field(max_length=64)
+    public_jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    registered_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # None while current; a prescription received from this instant on is another key's.
+    retired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class PrescriberFacility(SQLModel, table=True):

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 if TYPE_CHECKING:
     from kit.database import AnyRow
 
-from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
+from eprescribe.registry.models import (
+    AdminClient,
+    Facility,
+    Pharmacy,
+    Prescriber,
+    PrescriberFacility,
+    RegisteredKey,
+)
 from eprescribe.registry.schemas import ClientStatus
 from kit.database import one_of
 from kit.prepared import Prepared
@@ -22,6 +30,7 @@ PHARMACY = Pharmacy.__table__  # type: ignore[attr-defined]
 FACILITY = Facility.__table__  # type: ignore[attr-defined]
 PRESCRIBER = Prescriber.__table__  # type: ignore[attr-defined]
 LINK = PrescriberFacility.__table__  # type: ignore[attr-defined]
+KEY = RegisteredKey.__table__  # type: ignore[attr-defined]
 PHARMACY_COLUMNS = (
     PHARMACY.c.id,
     PHARMACY.c.connection_code,
@@ -91,8 +100,10 @@ async def get_facility(session: AsyncSession, facility_code: str) -> Facility | 
     return await session.get(Facility, facility_code)
 
 
-async def get_prescriber(session: AsyncSession, prescriber_id: str) -> Prescriber | None:
-    return await session.get(Prescriber, prescriber_id)
+async def get_prescriber(
+    session: AsyncSession, prescriber_id: str, *, for_update: bool = False
+) -> Prescriber | None:
+    return await session.get(Prescriber, prescriber_id, with_for_update=for_update)
 
 
 async def prescriber_by_license(session: AsyncSession, license_no: str) -> Prescriber | None:
@@ -103,6 +114,25 @@ async def prescriber_by_license(session: AsyncSession, license_no: str) -> Presc
 async def prescriber_works_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
     link = await session.get(PrescriberFacility, (prescriber_id, facility_code))
     return link is not None
+
+
+async def retire_current_key(session: AsyncSession, prescriber_id: str, at: datetime) -> None:
+    """End the current key's period now (a statement of its own, before the new key is added)."""
+    await session.execute(
+        update(KEY)
+        .where(KEY.c.prescriber_id == prescriber_id, KEY.c.retired_at.is_(None))
+        .values(retired_at=at)
+    )
+
+
+async def keys_of(session: AsyncSession, prescriber_ids: Sequence[str]) -> list[AnyRow]:
+    """Every key these prescribers registered, oldest first per prescriber."""
+    result = await session.execute(
+        select(KEY.c.prescriber_id, KEY.c.thumbprint, KEY.c.public_jwk, KEY.c.registered_at, KEY.c.retired_at)
+        .where(KEY.c.prescriber_id.in_(prescriber_ids))
+        .order_by(KEY.c.prescriber_id, KEY.c.registered_at)
+    )
+    return list(result.all())
 
 
 async def existing_facility_codes(session: AsyncSession, codes: Sequence[str]) -> set[str]:

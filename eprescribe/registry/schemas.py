@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -124,6 +125,20 @@ class PrescriberRecord:
     public_jwk: dict[str, Any]
     controlled_allowed: bool
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPeriod:
+    """A key a prescriber registered and when it was current: [registered_at, retired_at)."""
+
+    prescriber_id: str
+    thumbprint: str
+    public_jwk: dict[str, Any]
+    registered_at: datetime
+    retired_at: datetime | None
+
+    def was_current(self, at: datetime) -> bool:
+        return self.registered_at <= at and (self.retired_at is None or at < self.retired_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import io
 import secrets
 import string
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -26,12 +27,20 @@ from eprescribe.registry.exceptions import (
     RegistryConflict,
     UnsupportedGrantType,
 )
-from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber, PrescriberFacility
+from eprescribe.registry.models import (
+    AdminClient,
+    Facility,
+    Pharmacy,
+    Prescriber,
+    PrescriberFacility,
+    RegisteredKey,
+)
 from eprescribe.registry.schemas import (
     AdminRecord,
     ClientStatus,
     FacilityCreate,
     FacilityRecord,
+    KeyPeriod,
     PharmacyCreate,
     PharmacyKind,
     PharmacyRecord,
@@ -358,14 +367,16 @@ async def register_prescriber(
             "A prescriber with this licence number is already registered",
             errors=[field_error(["body", "license_no"], "already registered")],
         )
+    now = utcnow()
+    entry = _key_entry("BS" + _random_id(8), key, now)
     prescriber = Prescriber(
-        prescriber_id="BS" + _random_id(8),
+        prescriber_id=entry.prescriber_id,
         full_name=data.full_name,
         license_no=data.license_no,
-        public_jwk=key.as_dict(private=False),
-        key_thumbprint=key.thumbprint(),
+        public_jwk=entry.public_jwk,
+        key_thumbprint=entry.thumbprint,
         controlled_allowed=data.controlled_allowed,
-        created_at=utcnow(),
+        created_at=now,
     )
     if data.password is not None:
         if hasher is None:
@@ -373,24 +384,53 @@ async def register_prescriber(
         prescriber.password_hash = await hasher.hash(data.password.get_secret_value())
     session.add(prescriber)
     await session.flush()
+    session.add(entry)
     for code in facility_codes:
         session.add(PrescriberFacility(prescriber_id=prescriber.prescriber_id, facility_code=code))
     await session.flush()
     return prescriber_record(prescriber)
 
 
+def _key_entry(prescriber_id: str, key: ECKey, at: datetime) -> RegisteredKey:
+    """The history row of a key becoming current; its fields are also the prescriber's current key."""
+    return RegisteredKey(
+        prescriber_id=prescriber_id,
+        thumbprint=key.thumbprint(),
+        public_jwk=key.as_dict(private=False),
+        registered_at=at,
+    )
+
+
 async def replace_prescriber_key(
     session: AsyncSession, prescriber_id: str, public_jwk: dict[str, Any]
 ) -> PrescriberRecord:
-    """Register a new public key (lost device, new browser); older signatures stay stored."""
-    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
+    """Register a new public key (lost device, new browser); the old one is retired, not forgotten.
+
+    New signatures verify only with the new key; prescriptions received while the old one was
+    current still verify with it (`prescriber_keys`). The same key again changes nothing.
+    """
+    # Locked: concurrent replacements take turns, so exactly one key stays current.
+    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper(), for_update=True)
     if prescriber is None:
         raise ClientNotFound(f"No prescriber {prescriber_id}")
     key = validate_public_jwk(public_jwk, ["body", "public_jwk"])
-    prescriber.public_jwk = key.as_dict(private=False)
-    prescriber.key_thumbprint = key.thumbprint()
+    if key.thumbprint() == prescriber.key_thumbprint:
+        return prescriber_record(prescriber)
+    now = utcnow()
+    await repository.retire_current_key(session, prescriber.prescriber_id, now)
+    entry = _key_entry(prescriber.prescriber_id, key, now)
+    prescriber.public_jwk, prescriber.key_thumbprint = entry.public_jwk, entry.thumbprint
+    session.add(entry)
     await session.flush()
     return prescriber_record(prescriber)
+
+
+async def prescriber_keys(session: AsyncSession, prescriber_ids: Sequence[str]) -> dict[str, list[KeyPeriod]]:
+    """Every key each of these prescribers registered, oldest first (one query for them all)."""
+    found: dict[str, list[KeyPeriod]] = {pid: [] for pid in prescriber_ids}
+    for row in await repository.keys_of(session, prescriber_ids):
+        found[row.prescriber_id].append(KeyPeriod(*row))
+    return found
 
 
 async def set_prescriber_password(

@@ -44,6 +44,7 @@ REFERENCE = {
     "facility",
     "prescriber",
     "prescriber_facility",
+    "prescriber_key",
     "pharmacy",
     "drug",
     "drug_word",

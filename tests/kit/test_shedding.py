@@ -155,3 +155,26 @@ class TestQuotas:
         assert int(refused.headers["retry-after"]) >= 1 and refused.json()["type"].endswith("/quota")
         assert (await api.client.get("/gateway/v1/dispenses", headers=other.headers)).status_code == 200
         assert (await api.client.get("/healthz")).status_code == 200
+
+    async def test_each_process_counts_its_own_quota(self, make_harness: HarnessFactory) -> None:
+        """Two processes of one deployment (two apps on the same settings and database): each
+        grants a client the whole quota, as the settings and the README say."""
+        harness = await make_harness("sqlite", client_quota_per_second=0.01, client_quota_burst=5)
+        pharmacy = await harness.api.pharmacy()
+        second = Runtime.build(harness.settings)
+        other_process = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(runtime=second)), base_url="http://erx.test"
+        )
+        try:
+            for process in (harness.client, other_process):
+                answers = [
+                    (await process.get("/gateway/v1/dispenses", headers=pharmacy.headers)).status_code
+                    for _ in range(6)
+                ]
+                assert answers == [200] * 5 + [429]
+        finally:
+            await other_process.aclose()
+            await second.dispose()
+        for name in ("client_quota_per_second", "client_quota_burst"):
+            description = Settings.model_fields[name].description
+            assert description is not None and "ONE process" in description

@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+from sqlalchemy import text
+
 from price_portal import service as portal
 from price_portal.service import CSV_HEADER, PriceQuery
-from tests.conftest import Harness
+from tests.conftest import Harness, HarnessFactory
+from tests.downloads import HeldDownload
 from tests.factories import Portal, token
 
 
@@ -79,3 +83,46 @@ class TestExport:
             ).text
             assert "".join(chunks) == whole
             assert len(parse(whole)) == 7
+
+
+@pytest.mark.postgres_only
+class TestASlowReader:
+    async def test_holds_no_connection_while_its_download_stays_open(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        # A pool of one connection for the app: the setting's least (which allows as many again
+        # under bursts), less the one this test holds throughout. Past 2 s without one, a 503.
+        harness = await make_harness("postgresql", database_pool_size=1, database_pool_timeout_seconds=2)
+        portal_api = Portal(harness)
+        word = token()
+        product = await portal_api.product(ingredient=f"{word}amol")
+        for price in (700, 300, 500):
+            await portal_api.listed(await portal_api.outlet(), (product, price))
+        async with harness.runtime.database.engine.connect() as ballast:
+            await ballast.execute(text("SELECT 1"))
+            download = HeldDownload(harness.app, "/portal/api/v1/prices.csv", params={"q": word})
+            first = await download.open()
+            assert download.status == 200 and download.headers["content-type"] == "text/csv; charset=utf-8"
+            assert first.startswith(",".join(CSV_HEADER).encode())
+            # The reader has the first chunk and reads no further; the app's one connection is free.
+            other = await harness.client.get("/portal/api/v1/prices", params={"q": word})
+            assert other.status_code == 200, other.text
+            assert [i["price"] for i in other.json()["items"]] == [300, 500, 700]
+            body = await download.finish()
+        assert [int(row["price"]) for row in parse(body.decode())] == [300, 500, 700]
+
+    async def test_with_no_connection_free_the_answer_is_a_503_not_a_cut_200(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        harness = await make_harness("postgresql", database_pool_size=1, database_pool_timeout_seconds=1)
+        engine = harness.runtime.database.engine
+        async with engine.connect() as one, engine.connect() as two:
+            for held in (one, two):
+                await held.execute(text("SELECT 1"))
+            download = HeldDownload(harness.app, "/portal/api/v1/prices.csv", params={"q": token()})
+            await download.open()
+            body = await download.finish()
+        # The rows are read before the answer starts, so a failure is still an answer of its own.
+        assert download.status == 503 and "retry-after" in download.headers
+        assert download.headers["content-type"] == "application/problem+json"
+        assert b"unavailable" in body

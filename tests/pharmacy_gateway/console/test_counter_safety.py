@@ -8,8 +8,12 @@ import io
 import re
 import unicodedata
 
+import pytest
+from sqlalchemy import text
+
 from tests.clients import Browser, Browsers
-from tests.conftest import Harness
+from tests.conftest import Harness, HarnessFactory
+from tests.downloads import HeldDownload
 from tests.factories import Api, World
 from tests.pharmacy_gateway.console.test_console import LOOKUP, counter, publish, sell
 
@@ -250,3 +254,44 @@ class TestPriceList:
             files={"file": ("gia.csv", b"a,b\n1,2\n", "text/csv")},
         )
         assert "Dòng tiêu đề thiếu cột: registration_no, price, unit" in header.text
+
+
+@pytest.mark.postgres_only
+class TestASlowReader:
+    async def test_of_either_export_holds_no_connection_while_it_stays_open(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        # A pool of one connection for the app: the setting's least (which allows as many again
+        # under bursts), less the one this test holds throughout. Past 2 s without one, a 503.
+        harness = await make_harness("postgresql", database_pool_size=1, database_pool_timeout_seconds=2)
+        api = harness.api
+        w = await api.world()
+        code = (await api.prescribe(w))["code"]
+        browsers = Browsers(harness.app, [])
+        try:
+            pharmacy, browser = await counter(api, browsers)
+            await sold(browser, w, code, 3, unit_price=1500)
+            product = w.products["normal"]
+            await publish(api, pharmacy, (product.registration_no, 1450, product.unit))
+            cookies = "; ".join(f"{c.name}={c.value}" for c in browser.client.cookies.jar)
+            exports = {
+                "/console/pharmacy/dispenses.csv": code,
+                "/console/pharmacy/prices/template.csv": "1450",
+            }
+            async with harness.runtime.database.engine.connect() as ballast:
+                await ballast.execute(text("SELECT 1"))
+                for path, expected in exports.items():
+                    download = HeldDownload(
+                        harness.app, path, headers={"cookie": cookies}, address=browser.address
+                    )
+                    first = await download.open()
+                    assert download.status == 200 and download.headers["content-type"].startswith("text/csv")
+                    assert first.startswith("\ufeff".encode())
+                    # The reader has the first chunk and reads no further; the one connection is free.
+                    page = await browser.get("/console/pharmacy/dispenses")
+                    assert page.status_code == 200 and code in page.text
+                    body = (await download.finish()).decode("utf-8-sig")
+                    assert expected in body
+        finally:
+            for opened in browsers.opened:
+                await opened.close()
