@@ -151,6 +151,18 @@ class TestEndedWhileIdle:
         _unavailable(await harness.client.get(FIRST_STATEMENT))
         assert (await harness.client.get(FIRST_STATEMENT)).json() == {"one": 1}
 
+    async def test_a_browser_gets_the_503_page(self, relayed: tuple[Harness, Relay]) -> None:
+        harness, relay = relayed
+        page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        # A different search each time: none is answered from the portal's cache.
+        assert (await harness.client.get("/search?q=paracetamol", headers=page)).status_code == 200
+        await _end_pooled_connection(harness, relay)
+        r = await harness.client.get("/search?q=amoxicillin", headers=page)
+        assert r.status_code == 503 and r.headers["content-type"].startswith("text/html")
+        assert int(r.headers["retry-after"]) >= 1 and r.headers["cache-control"] == "no-store"
+        assert "Hệ thống tạm thời gián đoạn" in r.text
+        assert (await harness.client.get("/search?q=ibuprofen", headers=page)).status_code == 200
+
 
 class TestStatementErrors:
     async def test_a_failing_prepared_statement_stays_a_500_and_keeps_its_connection(
