@@ -52,14 +52,15 @@ console = Console(width=180)
 cli = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
-def _env(cluster: Cluster, registry: Registry) -> dict[str, str]:
-    data_dir = ROOT / "data"
+def _env(cluster: Cluster, registry: Registry, data_dir: Path = ROOT / "data") -> dict[str, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     return servers.server_env(
         {
             project.ENV_DATABASE_URL: cluster.url(DATABASE).replace("postgresql://", "postgresql+asyncpg://"),
             project.ENV_ENVIRONMENT: "production",
             project.ENV_SIGNING_KEY: json.dumps(registry.signing_key),
+            # The keys the seed encrypted identity numbers under; every server process shares them.
+            project.ENV_IDENTITY_KEY: project.identity_key(data_dir),
             project.ENV_DATA_DIR: str(data_dir),
             project.ENV_TOKEN_TTL: str(7 * 86400),
             # The bench measures capacity: shedding (kit/shedding.py) must not cut the load.

@@ -29,6 +29,7 @@ ENV_ENVIRONMENT = "ERX_ENVIRONMENT"
 ENV_SIGNING_KEY = "ERX_SIGNING_KEY"
 ENV_DATA_DIR = "ERX_DATA_DIR"
 ENV_TOKEN_TTL = "ERX_ACCESS_TOKEN_TTL_SECONDS"
+ENV_IDENTITY_KEY = "ERX_IDENTITY_KEY"
 
 # HTTP paths (../shared/CONTRACT.md).
 FACILITY_TOKEN_PATH = "/api/v1/auth/token"
@@ -159,8 +160,25 @@ def drug_row_keys(
     }
 
 
+def identity_key(data_dir: Path) -> str:
+    """The bench's identity-number keys (ERX_IDENTITY_KEY), kept in its data directory.
+
+    Production refuses to start without them. The seed encrypts under them and every bench
+    server reads them, run after run: the file is the one the app itself generated there before
+    production required the setting, so a database seeded then still reads.
+    """
+    from kit.pii import KEY_FILE, PiiKeys
+
+    path = data_dir / "keys" / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(PiiKeys.generate().to_json())
+        path.chmod(0o600)
+    return PiiKeys.from_json(path.read_text()).to_json()
+
+
 def settings_for(database_url: str, signing_key: dict[str, str], data_dir: Path) -> Any:
-    """The settings the bench server runs with (production, the seeded database, the bench key)."""
+    """The settings the bench server runs with (production, the seeded database, the bench keys)."""
     from kit.settings import Settings
 
     return Settings.model_validate(
@@ -168,6 +186,7 @@ def settings_for(database_url: str, signing_key: dict[str, str], data_dir: Path)
             "environment": "production",
             "DATABASE_URL": database_url,
             "signing_key": json.dumps(signing_key),
+            "identity_key": identity_key(data_dir),
             "data_dir": data_dir,
             "access_token_ttl_seconds": 7 * 86400,
         }

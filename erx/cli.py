@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from eprescribe.catalogue.cli import drugs_app
 from eprescribe.prescriptions.cli import pii_app
@@ -42,7 +43,16 @@ app.command("restore")(restore)
 @app.callback()
 def main(ctx: typer.Context) -> None:
     """Read the settings once for whichever command runs."""
-    ctx.obj = CliEnvironment(settings=get_settings(), require_current_schema=require_current_schema)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # What is wrong, not a traceback: an operator fixes the environment and starts again.
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"erx: settings refused: {where + ': ' if where else ''}{message}", err=True)
+        raise typer.Exit(2) from None
+    ctx.obj = CliEnvironment(settings=settings, require_current_schema=require_current_schema)
 
 
 @app.command()

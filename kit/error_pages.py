@@ -23,7 +23,7 @@ from kit.errors import DomainError, install_problem_handlers
 API_PREFIXES = ("/api/", "/gateway/", "/portal/api/", "/console/api/", "/.well-known/", "/static/")
 API_PATHS = frozenset({"/openapi.json", "/docs", "/redoc", "/healthz", "/readyz", "/metrics"})
 # Statuses with a heading and a sentence of their own; any other shows the 400 or 500 one.
-KNOWN_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 413, 422, 429, 500})
+KNOWN_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503})
 
 site = web.Site()
 
@@ -52,22 +52,42 @@ def _status_key(status: int) -> int:
     return 500 if status >= 500 else 400
 
 
-def error_page(
-    request: Request, status: int, problem: str, headers: dict[str, str] | None = None
-) -> Response:
-    """The HTML page of a refusal: a heading by status, a sentence by problem type if there is one."""
-    lang = web.choose_language(request).lang
+def _texts(lang: str, status: int, problem: str) -> tuple[str, str]:
     key = _status_key(status)
     specific = f"web.problem.{problem}"
     message = web.MESSAGES.text(lang, specific)
     if message == specific:
         message = web.MESSAGES.text(lang, f"web.error.{key}.body")
+    return web.MESSAGES.text(lang, f"web.error.{key}"), message
+
+
+def error_page(
+    request: Request,
+    status: int,
+    problem: str,
+    headers: dict[str, str] | None = None,
+    *,
+    bilingual: bool = False,
+) -> Response:
+    """The HTML page of a refusal: a heading by status, a sentence by problem type if there is one.
+
+    `bilingual`: when the visitor chose no language, the other one's heading and sentence follow
+    (a page the site could not build may be the first and only one the visitor sees).
+    """
+    choice = web.choose_language(request)
+    heading, message = _texts(choice.lang, status, problem)
+    also = None
+    if bilingual and not choice.chosen:
+        other = next(code for code in web.LANGUAGES if code != choice.lang)
+        other_heading, other_message = _texts(other, status, problem)
+        also = {"lang": other, "heading": other_heading, "message": other_message}
     return site.render(
         request,
         "error.html",
         {
-            "heading": web.MESSAGES.text(lang, f"web.error.{key}"),
+            "heading": heading,
             "message": message,
+            "also": also,
             "home": home_of(request.url.path),
             "status": status,
             "problem": problem,

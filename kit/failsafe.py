@@ -1,6 +1,7 @@
 """The last line: whatever escapes a route is answered as problem+json, never as text/plain.
 
-A database that cannot be reached (down, restarting, failing over, pool exhausted) is a 503
+A browser on a page (kit.error_pages `wants_page`) gets the site's error page instead, in its
+language, or in Vietnamese with English below when it chose none. A database that cannot be reached (down, restarting, failing over, pool exhausted) is a 503
 with `Retry-After`: the client retries and the service recovers by itself. Anything else is a
 500 whose log line names the exception's type only (its message may quote request data).
 """
@@ -11,9 +12,10 @@ import json
 import logging
 
 from sqlalchemy import exc as sa_exc
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import observability
+from kit import error_pages, observability
 from kit.errors import PROBLEM_BASE, PROBLEM_JSON
 
 log = logging.getLogger("erx.failsafe")
@@ -98,6 +100,8 @@ class CatchAll:
                 detail = "The request could not be completed; it changed nothing"
                 headers = []
             observability.note_problem(problem)
+            if await _page(scope, receive, send, status, problem, headers):
+                return
             body = _problem(status, problem, title, detail)
             await send(
                 {
@@ -112,3 +116,21 @@ class CatchAll:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+async def _page(
+    scope: Scope, receive: Receive, send: Send, status: int, problem: str, headers: list[tuple[bytes, bytes]]
+) -> bool:
+    """Answer a browser on a page with the error page; False for a program (or if the page fails)."""
+    request = Request(scope)
+    if not error_pages.wants_page(request):
+        return False
+    try:
+        extra = {name.decode(): value.decode() for name, value in headers}
+        page = error_pages.error_page(request, status, problem, extra, bilingual=True)
+    except Exception as exc:  # the page itself broke: the plain problem still goes out
+        log.error("error page failed", exc_info=exc)
+        return False
+    page.headers["cache-control"] = "no-store"
+    await page(scope, receive, send)
+    return True

@@ -4,7 +4,8 @@ Pages rendered by `kit.web` set their own Content-Security-Policy (scripts and s
 this server only); every other answer (JSON, images, CSV, problems) gets the strictest one,
 which lets it load nothing. An answer that names no caching is private data until proven
 otherwise (patient data, tokens, access logs): `Cache-Control: no-store`. Public reads opt in
-to caching explicitly.
+to caching explicitly. Paths whose address holds a secret (the patient view's `?k=`, see
+`no_referrer_under`) send no Referer at all, not even to this site.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ ALWAYS = (
     ("permissions-policy", "camera=(self), geolocation=(self), microphone=(), payment=(), usb=()"),
 )
 HSTS = "max-age=63072000; includeSubDomains"
+_NO_REFERRER: set[str] = set()
+
+
+def no_referrer_under(prefix: str) -> None:
+    """Every answer on `prefix` and below says `Referrer-Policy: no-referrer` (its pages included).
+
+    Its addresses carry secrets: with the default `same-origin` a page's links, forms, redirects
+    and assets would hand them to this site's proxies and logs in the Referer header.
+    """
+    _NO_REFERRER.add(prefix.rstrip("/"))
+
+
+def _no_referrer(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in _NO_REFERRER)
 
 
 class SecurityHeaders:
@@ -38,9 +53,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        secret_address = _no_referrer(scope["path"])
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                if secret_address:
+                    headers["referrer-policy"] = "no-referrer"  # over what a page said
                 for name, value in ALWAYS:
                     headers.setdefault(name, value)
                 headers.setdefault("content-security-policy", NOTHING_POLICY)

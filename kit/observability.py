@@ -6,6 +6,8 @@ writes one JSON line (`erx.request`) and adds it to the request metrics under it
 (never the raw path, which may hold a prescription code). The line names the route, status,
 duration, the problem type of a refusal and the calling client's kind and code as the token or
 console session says; never a header, a body, a query string, a token or a patient field.
+Whatever else is logged goes through `redact_query` too: a secret query value (the patient
+link's `k`) never reaches a log line.
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ REQUEST_ID_HEADER = b"x-request-id"
 # smuggle log fields or header lines through.
 _SANE_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 REQUEST_LOGGER = "erx.request"
+# Query parameters whose values are secrets: the patient view's access key (`k`), the pasted
+# patient link the `/rx?code=` form carries (key and all), and credentials a client should never
+# put in an address but might. Any log line or span attribute shows them as `k=…`.
+SECRET_QUERY_PARAMETERS = ("k", "code", "access_token", "token", "client_secret", "password", "secret")
+_SECRET_QUERY = re.compile(
+    r"(^|[?&;])(" + "|".join(SECRET_QUERY_PARAMETERS) + r")=[^&#;\s\"']*", re.IGNORECASE
+)
+
+
+def redact_query(text: str) -> str:
+    """`text` (a query string, a URL, a log message) with the secret parameters' values replaced."""
+    if "=" not in text:
+        return text
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=…", text)
 
 
 @dataclass(slots=True)
@@ -164,11 +180,14 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            # A library's message may quote a URL (uvicorn's access line does): no secret values.
+            "msg": redact_query(record.getMessage()),
         }
         fields = getattr(record, "erx", None)
         if isinstance(fields, dict):
-            entry.update({k: v for k, v in fields.items() if v is not None})
+            entry.update(
+                {k: redact_query(v) if isinstance(v, str) else v for k, v in fields.items() if v is not None}
+            )
         elif (request_id := getattr(record, "request_id", None)) is not None:
             entry["request_id"] = request_id
         if record.exc_info and record.exc_info[0] is not None:
@@ -245,4 +264,5 @@ __all__ = [
     "current_request_id",
     "note_client",
     "note_problem",
+    "redact_query",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -33,7 +33,6 @@ _DRIVER = "kit.prepared.driver"
 _GONE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )
@@ -100,9 +99,8 @@ class Prepared:
             driver = await driver_of(session)
             records = await driver.fetch(self.sql, *values)
         except Exception as exc:
-            if not isinstance(
-                exc, (*_GONE, dialect.loaded_dbapi.InterfaceError, dialect.loaded_dbapi.OperationalError)
-            ):
+            gone = (*_GONE, dialect.loaded_dbapi.InterfaceError, dialect.loaded_dbapi.OperationalError)
+            if not isinstance(exc, gone) and not await _given_up(session, exc):
                 raise
             # SQLAlchemy never saw this error: tell its pool the connection is dead, or it would
             # hand the same broken connection out again after the database comes back.
@@ -122,6 +120,22 @@ class Prepared:
     async def first(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Any | None:
         found = await self.rows(session, params)
         return found[0] if found else None
+
+
+async def _given_up(session: AsyncSession, exc: Exception) -> bool:
+    """Whether asyncpg closed the connection itself on this error, as it does once its protocol broke.
+
+    A connection PostgreSQL ended while it sat idle (a restart) has read the server's FATAL
+    message but not yet the close: its next operation fails with `InternalClientError: cannot
+    switch to state 15; another operation (2) is in progress` and asyncpg aborts it. SQLAlchemy's
+    dialect asks the same question (`is_disconnect`) of the errors it sees; a statement that
+    merely failed (a bug, bad data) leaves the connection open and stays a 500.
+    """
+    if isinstance(exc, DBAPIError):
+        return False  # SQLAlchemy saw this one (checking out, connecting) and judged it itself
+    raw = await (await session.connection()).get_raw_connection()
+    driver = raw.driver_connection
+    return driver is not None and bool(driver.is_closed())
 
 
 def _result_processor(type_: Any, dialect: Dialect) -> Any:

@@ -17,7 +17,10 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password"}
 class Settings(BaseSettings):
     """Every tunable of the system; environment variables are prefixed `ERX_`."""
 
-    model_config = SettingsConfigDict(env_prefix="ERX_", env_file=None, extra="ignore")
+    # An error never echoes the input: it holds the keys and the database password.
+    model_config = SettingsConfigDict(
+        env_prefix="ERX_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     # DATABASE_URL is the conventional name; no prefix so operators can use the usual variable.
@@ -57,7 +60,8 @@ class Settings(BaseSettings):
     # Citizen IDs and insurance numbers at rest (kit/pii.py): JSON
     # {"active": kid, "keys": {kid: base64 of 32 bytes, ...}, "index_key": base64 of 32 bytes}.
     # When unset, keys are generated into <data_dir>/keys/pii-keys.json on first run (development,
-    # demo); `erx pii rotate` adds a key there, or re-encrypts after ERX_IDENTITY_KEY gained one.
+    # demo; production refuses to start without it); `erx pii rotate` adds a key there, or
+    # re-encrypts after ERX_IDENTITY_KEY gained one.
     identity_key: SecretStr | None = None
 
     # argon2id parameters (OWASP 2024 baseline: m=19 MiB, t=2, p=1).
@@ -145,9 +149,15 @@ class Settings(BaseSettings):
                 self.signing_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
             ):
                 raise ValueError("ERX_SIGNING_KEY holds a placeholder; set a real private JWK")
-            if self.identity_key is not None and (
-                self.identity_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-            ):
+            if self.identity_key is None:
+                # Without it each process would generate keys of its own into its data directory,
+                # and encrypt identity numbers that the other processes cannot read.
+                raise ValueError(
+                    "production needs ERX_IDENTITY_KEY, the identity-number keys every process "
+                    "shares (kit/pii.py); make them with: python -c 'from kit.pii import PiiKeys; "
+                    "print(PiiKeys.generate().to_json())'"
+                )
+            if self.identity_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("ERX_IDENTITY_KEY holds a placeholder; set real keys (see kit/pii.py)")
             if self.database_url is None:
                 raise ValueError("production needs DATABASE_URL (PostgreSQL)")

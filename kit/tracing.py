@@ -4,7 +4,9 @@ FastAPI makes the request's span itself (its native telemetry, given our tracer 
 SQLAlchemy's and asyncpg's instrumentations add a child span per statement, with the SQL text
 and never its parameters. Spans go to an OTLP/HTTP collector (`ERX_OTEL_ENDPOINT`, else the
 standard `OTEL_EXPORTER_OTLP_*` variables), to stdout (`console`), or nowhere (`none`: context
-propagation only). One tracer provider per process.
+propagation only). One tracer provider per process. A request span's URL attributes never
+carry a secret query value (the patient link's `k`): the provider's first processor replaces
+them as the span starts, before any exporter sees it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kit.observability import redact_query
 from kit.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Span
+
+# Where a span carries a query string (FastAPI's `url.query`; older conventions, client spans).
+URL_ATTRIBUTES = ("url.query", "url.full", "http.target", "http.url")
 
 _provider: Any = None
 _asyncpg_instrumented = False
@@ -28,10 +36,16 @@ def tracer_provider(settings: Settings) -> Any:
     if _provider is not None:
         return _provider
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    class RedactQuery(SpanProcessor):
+        def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+            redact_span(span)
+
     provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+    # First: the exporters added after it only ever see redacted attributes.
+    provider.add_span_processor(RedactQuery())
     if settings.otel_exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -45,6 +59,16 @@ def tracer_provider(settings: Settings) -> Any:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     _provider = provider
     return provider
+
+
+def redact_span(span: Span) -> None:
+    """Take secret query values out of a span's URL attributes (FastAPI's own list knows only
+    cloud signatures)."""
+    attributes = span.attributes or {}
+    for name in URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and (redacted := redact_query(value)) != value:
+            span.set_attribute(name, redacted)
 
 
 def fastapi_telemetry(settings: Settings) -> TelemetryConfig:

@@ -149,6 +149,7 @@ load_messages(BASE_DIR / "messages.json")
 class LanguageChoice:
     lang: str
     remember: bool  # set the cookie: the visitor chose it with ?lang=
+    chosen: bool = True  # False: nobody asked (no ?lang=, no cookie), so it is the default
 
 
 def choose_language(request: Request) -> LanguageChoice:
@@ -163,7 +164,7 @@ def choose_language(request: Request) -> LanguageChoice:
         return LanguageChoice(asked, remember=cookie != asked)
     if cookie in LANGUAGES:
         return LanguageChoice(cookie, remember=False)
-    return LanguageChoice(DEFAULT_LANGUAGE, False)
+    return LanguageChoice(DEFAULT_LANGUAGE, False, chosen=False)
 
 
 def url_with(request: Request, **changes: Any) -> str:

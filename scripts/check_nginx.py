@@ -9,7 +9,9 @@ certificate, cache and log paths point into the scratch directory. Then:
    `Cache-Control: public`, so anything the proxy may cache, it will), and every route of
    tests/deploy/routes.py is requested twice: the right service must answer, X-Forwarded-For must
    be the client (a forged one is replaced), X-Forwarded-Proto the scheme, X-Request-ID kept when
-   sane and made up otherwise, and only the public portal may come from the cache.
+   sane and made up otherwise, and only the public portal may come from the cache;
+3. the access log writes no secret of an address (the patient link's `?k=`): each address of
+   tests/deploy/routes.py SECRET_ADDRESSES is logged as its table says, PLAIN_ADDRESSES as they are.
 
 Usage: check_nginx.py CONFIG... (run by scripts/check-deploy.sh; needs nginx and openssl).
 """
@@ -35,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.deploy.routes import DENIED, ROUTES  # noqa: E402
+from tests.deploy.routes import DENIED, PLAIN_ADDRESSES, ROUTES, SECRET_ADDRESSES  # noqa: E402
 
 UPSTREAMS = ("core", "gateway", "portal")
 HOST = "donthuoc.example.gov.vn"
@@ -196,6 +198,20 @@ def check_routes(port: int, tls: bool) -> list[str]:
     return problems
 
 
+def check_access_log(port: int, tls: bool, log: Path) -> list[str]:
+    """The access log's line of each address: secrets replaced, everything else as asked."""
+    problems = []
+    for path in [*SECRET_ADDRESSES, *PLAIN_ADDRESSES]:
+        request(port, tls, path, {})
+    text = log.read_text(encoding="utf-8") if log.exists() else ""
+    if "SECRETKEY001" in text:
+        problems.append("the access log holds a secret query value")
+    for path, logged in [*SECRET_ADDRESSES.items(), *((p, p) for p in PLAIN_ADDRESSES)]:
+        if f'"GET {logged} HTTP/1.1"' not in text:
+            problems.append(f"{path}: not logged as {logged}")
+    return problems
+
+
 def check(config: Path) -> list[str]:
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="erx-nginx-") as name, stubs() as ports:
@@ -230,6 +246,7 @@ def check(config: Path) -> list[str]:
                 except OSError:
                     time.sleep(0.05)
             problems = check_routes(port, tls)
+            problems += check_access_log(port, tls, scratch / "access.log")
             if "80" in listens and tls:
                 status, headers, _ = request(listens["80"], False, "/rx/x", {})
                 if status != 301 or not headers.get("location", "").startswith("https://"):

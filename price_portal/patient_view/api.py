@@ -26,6 +26,7 @@ from eprescribe.registry import service as registry
 from kit import audit, throttle, web, web_session
 from kit.audit import AccessAction, AccessLogEntry, ActorKind, Refusal
 from kit.database import SessionDep
+from kit.headers import no_referrer_under
 from kit.runtime import RuntimeDep, client_address
 from kit.settings import Settings
 from kit.throttle import PaceDep
@@ -41,6 +42,8 @@ web.load_messages(PACKAGE / "messages.json")
 site = web.Site(PACKAGE / "templates")
 
 router = APIRouter(include_in_schema=False)
+# The paper's link carries the access key (`/rx/{code}?k=`): no page here passes its address on.
+no_referrer_under("/rx")
 
 OFFERS_LIMIT = 10
 

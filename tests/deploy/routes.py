@@ -1,7 +1,8 @@
 """Which service serves which path: the table the proxy configs are checked against.
 
 Used by tests/deploy/test_routing.py (nginx configs and the Ingress, parsed) and by
-scripts/check_nginx.py (a real nginx in front of three stub upstreams).
+scripts/check_nginx.py (a real nginx in front of three stub upstreams), with the addresses whose
+secrets the access log must not write.
 """
 
 from __future__ import annotations
@@ -93,3 +94,18 @@ ROUTES: tuple[Route, ...] = (
 
 # Served by every instance to Prometheus only: the edge must not pass them on.
 DENIED: tuple[str, ...] = ("/metrics",)
+
+# Addresses the access log may only write with their query replaced (the patient link's key, a
+# pasted link, a token in the address), and how it writes them; and addresses it writes as they are.
+SECRET_ADDRESSES: dict[str, str] = {
+    "/rx/25366VMA336R-c?k=SECRETKEY001": "/rx/25366VMA336R-c?...",
+    "/rx/25366VMA336R-c?lang=en&K=SECRETKEY001": "/rx/25366VMA336R-c?...",
+    "/rx?code=https%3A%2F%2Fx%2Frx%2F25366VMA336R-c%3Fk%3DSECRETKEY001": "/rx?...",
+    "/api/v1/drugs?q=para&access_token=SECRETKEY001": "/api/v1/drugs?...",
+}
+PLAIN_ADDRESSES: tuple[str, ...] = (
+    "/search?q=thuoc+ho&province=01",
+    "/rx/25366VMA336R-c",
+    "/products/x?kind=c&backcode=1",
+    "/",
+)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.routes import DENIED, ROUTES, Route
+from tests.deploy.routes import DENIED, PLAIN_ADDRESSES, ROUTES, SECRET_ADDRESSES, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONFIGS = {
@@ -162,6 +162,41 @@ def test_nginx_forwarding_headers_are_set_for_every_location(nginx: NginxServer)
         )
     assert re.search(r"\bproxy_http_version\s+1\.1\s*;", nginx.directives)
     assert re.search(r"\bmap\s+\$http_x_request_id\s+\$erx_request_id\b", nginx.http)
+
+
+def logged_uri(nginx: NginxServer, uri: str) -> str:
+    """What the access log writes for `uri`: the `$erx_logged_uri` map, evaluated as nginx does."""
+    block = re.search(r"\bmap\s+\$request_uri\s+\$erx_logged_uri\s*\{([^{}]*)\}", nginx.http)
+    assert block is not None, "no map of the logged address"
+    entries = [
+        re.fullmatch(r'\s*("[^"]*"|\S+)\s+("[^"]*"|\S+)\s*;\s*', line)
+        for line in block.group(1).strip().splitlines()
+    ]
+    assert all(entries), "a map line the test could not read"
+    pairs = {m.group(1).strip('"'): m.group(2).strip('"') for m in entries if m is not None}
+    for source, value in pairs.items():
+        if source == "default":
+            continue
+        assert source.startswith("~*")  # a case-insensitive regex; PCRE's named groups in Python's spelling
+        found = re.match(source[2:].replace("(?<", "(?P<"), uri, re.IGNORECASE)
+        if found is not None:
+            for name, captured in found.groupdict().items():
+                value = value.replace(f"${name}", captured)
+            return value
+    return pairs["default"].replace("$request_uri", uri)
+
+
+def test_nginx_logs_no_secret_of_an_address(nginx: NginxServer) -> None:
+    log_format = re.search(r"\blog_format\s+erx\s+((?:'[^']*'\s*)+);", nginx.http)
+    assert log_format is not None
+    fields = log_format.group(1)
+    assert "$erx_logged_uri" in fields
+    for raw in ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$http_referer"):
+        assert raw not in fields, raw
+    for uri, logged in SECRET_ADDRESSES.items():
+        assert logged_uri(nginx, uri) == logged, uri
+    for uri in PLAIN_ADDRESSES:
+        assert logged_uri(nginx, uri) == uri
 
 
 def test_nginx_caches_only_where_a_location_says_so(nginx: NginxServer) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from kit.error_pages import home_of, is_api_path
+from kit.web import CONTENT_SECURITY_POLICY
 from tests.clients import Browsers
+from tests.conftest import Harness
 from tests.factories import Api
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -92,3 +95,82 @@ class TestPathRules:
     def test_home_is_the_console_or_the_portal(self) -> None:
         assert home_of("/console/pharmacy/dispenses/x") == "/console/pharmacy"
         assert home_of("/rx/01001K7Q2M9X-c") == "/" and home_of("/") == "/"
+
+
+class TestCatchAllPages:
+    """What escapes a route (a bug, the database out of reach) is a page for a browser on a page."""
+
+    @pytest.fixture
+    def broken(self, harness: Harness) -> httpx.AsyncClient:
+        async def explode() -> None:
+            raise RuntimeError("secret detail 001180012345")
+
+        async def no_database() -> None:
+            # What SQLAlchemy raises when PostgreSQL refuses connections (kit.failsafe: a 503).
+            raise sa_exc.OperationalError("SELECT 1", None, ConnectionRefusedError(111, "refused"))
+
+        harness.app.add_api_route("/tests/explode", explode)
+        harness.app.add_api_route("/tests/no-database", no_database)
+        harness.app.add_api_route("/console/pharmacy/tests-explode", explode)
+        return harness.client
+
+    async def test_a_bug_is_a_500_page_in_vietnamese_with_english_below(
+        self, broken: httpx.AsyncClient
+    ) -> None:
+        r = await broken.get("/tests/explode", headers=HTML)
+        assert r.status_code == 500
+        assert r.headers["content-type"].startswith("text/html")
+        assert '<html lang="vi">' in r.text
+        assert (
+            r.text.index("Hệ thống đang gặp sự cố")
+            < r.text.index('lang="en"')
+            < r.text.index("Something went wrong")
+        )
+        assert "001180012345" not in r.text and "RuntimeError" not in r.text
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "retry-after" not in r.headers
+
+    async def test_the_chosen_language_alone(self, broken: httpx.AsyncClient) -> None:
+        english = await broken.get("/tests/explode?lang=en", headers=HTML)
+        assert english.status_code == 500 and '<html lang="en">' in english.text
+        assert "Something went wrong" in english.text and "Hệ thống đang gặp sự cố" not in english.text
+        assert english.headers["cache-control"] == "no-store"
+        # The cookie the switch set keeps the next error page in English too.
+        again = await broken.get("/tests/explode", headers=HTML)
+        assert '<html lang="en">' in again.text and "Hệ thống" not in again.text
+
+    async def test_a_console_page_leads_back_to_its_console(self, broken: httpx.AsyncClient) -> None:
+        r = await broken.get("/console/pharmacy/tests-explode", headers=HTML)
+        assert r.status_code == 500 and 'href="/console/pharmacy"' in r.text
+
+    async def test_the_database_out_of_reach_is_a_503_page_with_retry_after(
+        self, broken: httpx.AsyncClient
+    ) -> None:
+        r = await broken.get("/tests/no-database", headers=HTML)
+        assert r.status_code == 503
+        assert r.headers["content-type"].startswith("text/html")
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert "Hệ thống tạm thời gián đoạn" in r.text and "Temporarily unavailable" in r.text
+
+    @pytest.mark.parametrize("accept", ["application/json", "*/*", None])
+    async def test_programs_keep_problem_json(self, broken: httpx.AsyncClient, accept: str | None) -> None:
+        headers = {"Accept": accept} if accept else {}
+        for path, status in (("/tests/explode", 500), ("/tests/no-database", 503)):
+            r = await broken.get(path, headers=headers)
+            assert r.status_code == status
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["status"] == status
+            assert r.headers["cache-control"] == "no-store"
+            assert (status == 503) == ("retry-after" in r.headers)
+
+    async def test_an_api_path_is_problem_json_even_to_a_browser(self, harness: Harness) -> None:
+        async def explode() -> None:
+            raise RuntimeError("boom")
+
+        harness.app.add_api_route("/api/v1/tests-explode", explode)
+        r = await harness.client.get("/api/v1/tests-explode", headers=HTML)
+        assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"

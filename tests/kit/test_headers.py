@@ -11,6 +11,7 @@ import pytest
 from kit.headers import NOTHING_POLICY
 from kit.observability import JsonFormatter
 from kit.web import CONTENT_SECURITY_POLICY
+from tests.clients import Browsers
 from tests.conftest import Harness, HarnessFactory
 from tests.factories import Api, World, dispense_body, line, payload_for
 
@@ -185,3 +186,36 @@ class TestNothingSecretInTheLog:
             assert forbidden not in lines
         for entry in lines.splitlines():
             json.loads(entry)
+
+
+class TestNoReferrerOnThePatientView:
+    """Its addresses carry the access key (`/rx/{code}?k=`): no answer there passes them on."""
+
+    async def test_every_answer_of_the_patient_view(
+        self, api: Api, world: World, harness: Harness, browsers: Browsers
+    ) -> None:
+        code = (await api.prescribe(world))["code"]
+        patient = browsers()
+        key = patient.access_key(code)
+        page = {"Accept": "text/html"}
+        answers = {
+            "the keyed link": await patient.get(f"/rx/{code}?k={key}"),
+            "the open form": await patient.get("/rx"),
+            "a pasted link": await patient.client.get("/rx", params={"code": f"/rx/{code}?k={key}"}),
+            "an invalid query": await patient.client.get(f"/rx/{code}?k={key}&province=x", headers=page),
+            "an unknown page below": await patient.client.get(f"/rx/{code}/nowhere?k={key}", headers=page),
+            "the signed-in view": await patient.open_rx(code, "1980-03-15"),
+        }
+        answers["the view"] = await patient.get(f"/rx/{code}")
+        assert answers["a pasted link"].status_code == 303
+        assert answers["an invalid query"].status_code == 422
+        assert answers["an unknown page below"].status_code in (404, 405)
+        assert answers["the signed-in view"].status_code == 303
+        assert answers["the view"].status_code == 200 and 'id="rx-title"' in answers["the view"].text
+        for what, r in answers.items():
+            assert r.headers["referrer-policy"] == "no-referrer", what
+            assert r.headers["x-frame-options"] == "DENY", what
+        # Elsewhere the site keeps same-origin (the prefix is a path, not a string start).
+        for path in ("/", "/search?q=para", "/rxnowhere"):
+            r = await harness.client.get(path, headers=page)
+            assert r.headers["referrer-policy"] == "same-origin", path

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kit.observability import REQUEST_LOGGER, JsonFormatter
+from eprescribe.prescriptions import service as prescriptions
+from kit.observability import REQUEST_LOGGER, JsonFormatter, redact_query
 from kit.proxy import TrustedProxies, client_from_forwarded
 from kit.settings import Settings
 from tests.clients import Browsers, client_from
@@ -272,3 +273,43 @@ class TestTrustedProxies:
         await untrusted.aclose()
         assert "secure" in page.headers["set-cookie"].lower()
         assert "secure" not in plain.headers["set-cookie"].lower()
+
+
+class TestSecretLinks:
+    """The patient's paper links to `/rx/{code}?k=<access key>`: the key is in no log line."""
+
+    async def test_the_access_key_of_a_link_never_reaches_a_log_line(
+        self, harness: Harness, browsers: Browsers, captured: Captured
+    ) -> None:
+        w = await harness.api.world()
+        code = (await harness.api.prescribe(w))["code"]
+        link = prescriptions.patient_link(harness.settings.public_base_url, harness.runtime.keyring, code)
+        key = link.rsplit("?k=", 1)[1]
+        patient = browsers()
+        assert (await patient.get(f"/rx/{code}?k={key}&lang=en")).status_code == 200
+        assert (await patient.get("/rx/01001AAAAAAA-c?k=SECRET")).status_code == 200
+        # The open form takes the pasted link, key and all.
+        pasted = await patient.client.get("/rx", params={"code": link})
+        assert pasted.status_code == 303 and key in pasted.headers["location"]
+        text = "\n".join(captured.lines)
+        assert key not in text and "SECRET" not in text
+        routes = [entry["route"] for entry in captured.requests()]
+        assert routes.count("/rx/{code}") >= 2 and "/rx" in routes
+
+    def test_a_url_quoted_in_any_log_message_loses_its_secret_values(self) -> None:
+        # uvicorn's access line (off in every deployment) is one such message.
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", "/rx/01001K7Q2M9X-c?lang=en&k=SECRET&access_token=SECRET2", "1.1", 200),
+            None,
+        )
+        line = json.loads(JsonFormatter().format(record))["msg"]
+        assert "SECRET" not in line
+        assert "/rx/01001K7Q2M9X-c?lang=en&k=…&access_token=… HTTP/1.1" in line
+        assert redact_query("q=paracetamol&province=01") == "q=paracetamol&province=01"
+        assert redact_query("code=https%3A%2F%2Fx%2Frx%2FC%3Fk%3DSECRET") == "code=…"
+        assert redact_query("kind=c&k=") == "kind=c&k=…"

@@ -123,6 +123,24 @@ class TestConfiguration:
         with pytest.raises(PiiKeyError, match="no PII keys"):
             PiiKeys.load(Settings(environment="test", data_dir=tmp_path), create=False)
 
+    def test_production_refuses_to_start_without_identity_keys(self, tmp_path: Path) -> None:
+        # Each process would otherwise generate keys of its own and encrypt what no other reads.
+        values = {"environment": "production", "DATABASE_URL": "postgresql://x/y", "data_dir": tmp_path}
+        with pytest.raises(ValueError, match="production needs ERX_IDENTITY_KEY") as refused:
+            Settings.model_validate({**values, "identity_key": None})
+        assert "input_value" not in str(refused.value)  # settings errors never echo the secrets
+        given = PiiKeys.generate()
+        settings = Settings.model_validate({**values, "identity_key": given.to_json()})
+        assert PiiKeys.load(settings) == given
+        assert not key_file(settings).exists()
+
+    def test_outside_production_the_key_file_stands_in(self, tmp_path: Path) -> None:
+        for environment in ("development", "test"):
+            settings = Settings.model_validate(
+                {"environment": environment, "data_dir": tmp_path / environment, "identity_key": None}
+            )
+            assert PiiKeys.load(settings) == PiiKeys.load(settings) and key_file(settings).exists()
+
     def test_production_refuses_placeholder_keys(self) -> None:
         with pytest.raises(ValueError, match="ERX_IDENTITY_KEY holds a placeholder"):
             Settings(environment="production", DATABASE_URL="postgresql://x/y", identity_key="changeme")

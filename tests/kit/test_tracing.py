@@ -74,3 +74,22 @@ class TestTracing:
         # Statements without their values: no code, no identity number in any attribute.
         everything = " ".join(str(dict(s.attributes or {})) for s in finished)
         assert "001180012345" not in everything
+
+    async def test_a_keyed_link_shows_in_no_span(
+        self, make_harness: HarnessFactory, spans: InMemorySpanExporter
+    ) -> None:
+        harness = await make_harness("sqlite", otel_enabled=True, otel_exporter="none")
+        code = "01001K7Q2M9X-c"
+        spans.clear()
+        r = await harness.client.get(f"/rx/{code}", params={"lang": "en", "k": "SECRETSECRET"})
+        assert r.status_code == 200
+        pasted = await harness.client.get("/rx", params={"code": f"http://x/rx/{code}?k=SECRETSECRET"})
+        assert pasted.status_code == 303
+        finished = spans.get_finished_spans()
+        queries = {
+            s.name: (s.attributes or {}).get("url.query") for s in finished if s.name.startswith("GET")
+        }
+        assert queries["GET /rx/{code}"] == "lang=en&k=…"
+        assert queries["GET /rx"] == "code=…"
+        everything = " ".join(f"{s.name} {dict(s.attributes or {})}" for s in finished)
+        assert "SECRETSECRET" not in everything

@@ -32,23 +32,25 @@ def request(query: str = "", cookie: str | None = None, accept: str | None = Non
 
 class TestLanguageChoice:
     @pytest.mark.parametrize(
-        ("query", "cookie", "accept", "lang", "remember"),
+        ("query", "cookie", "accept", "lang", "remember", "chosen"),
         [
-            ("", None, None, "vi", False),
-            ("", None, "en-US,en;q=0.9", "vi", False),
-            ("", None, "vi-VN,vi;q=0.9,en;q=0.8", "vi", False),
-            ("", None, "de, fr", "vi", False),
-            ("", "en", "vi", "en", False),
-            ("lang=en", None, None, "en", True),
-            ("lang=en", "en", None, "en", False),
-            ("lang=vi", "en", "en", "vi", True),
-            ("lang=fr", None, None, "vi", False),
+            ("", None, None, "vi", False, False),
+            ("", None, "en-US,en;q=0.9", "vi", False, False),
+            ("", None, "vi-VN,vi;q=0.9,en;q=0.8", "vi", False, False),
+            ("", None, "de, fr", "vi", False, False),
+            ("", "en", "vi", "en", False, True),
+            ("lang=en", None, None, "en", True, True),
+            ("lang=en", "en", None, "en", False, True),
+            ("lang=vi", "en", "en", "vi", True, True),
+            ("lang=fr", None, None, "vi", False, False),
         ],
     )
     def test_query_then_cookie_then_vietnamese(
-        self, query: str, cookie: str | None, accept: str | None, lang: str, remember: bool
+        self, query: str, cookie: str | None, accept: str | None, lang: str, remember: bool, chosen: bool
     ) -> None:
-        assert web.choose_language(request(query, cookie, accept)) == web.LanguageChoice(lang, remember)
+        assert web.choose_language(request(query, cookie, accept)) == web.LanguageChoice(
+            lang, remember, chosen
+        )
 
     def test_url_with_changes_one_parameter(self) -> None:
         r = request("q=thu%E1%BB%91c+ho&page=3")
