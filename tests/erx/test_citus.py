@@ -10,9 +10,10 @@ co-location claim is checked on the SQL the app really sends during each hot flo
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -267,19 +268,32 @@ def unrouted(statement: str) -> list[str]:
     return missing
 
 
-@contextmanager
-def statements(harness: Harness) -> Iterator[list[str]]:
+@asynccontextmanager
+async def statements(harness: Harness) -> AsyncIterator[list[str]]:
+    """Every statement the flow sends, from asyncpg's query log: it sees the ones kit.prepared
+    sends straight to the driver as well as SQLAlchemy's (whose cursor events do not)."""
     seen: list[str] = []
+    watched: list[Any] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(" ".join(statement.split()))
+    def record(query: Any) -> None:
+        seen.append(" ".join(str(query.query).split()))
+
+    def watch(dbapi_connection: Any, *_args: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(record)
+        watched.append(driver)
 
     engine = harness.runtime.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "checkout", watch)
     try:
         yield seen
+        # asyncpg calls its query loggers soon after each statement, not during it.
+        for _ in range(5):
+            await asyncio.sleep(0)
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "checkout", watch)
+        for driver in watched:
+            driver.remove_query_logger(record)
 
 
 class TestHotQueriesStayOnOneShard:
@@ -327,7 +341,7 @@ class TestHotQueriesStayOnOneShard:
         qr_text = created.json().get("qr_text") if created.status_code == 200 else None
         gateway = client_from(pg_harness.app)
         patient = Browser(pg_harness.app)
-        with statements(pg_harness) as seen:
+        async with statements(pg_harness) as seen:
             if flow == "submit":
                 r = await api.submit(
                     w.facility, w.prescriber.sign({**_payload(w), "notes": "colocation"}), key="k-1"
