@@ -29,6 +29,7 @@ from eprescribe.national.problems import (
     Problem,
     Problems,
 )
+from eprescribe.prescriptions.schemas import SignedFacts
 from eprescribe.prescriptions.service import canonical_code
 from kit.time import vn_time
 
@@ -201,6 +202,41 @@ def _item(loc: Loc, request: Resource, resolve: Resolver | None, problems: Probl
     }
 
 
+def _known_kind(shared: Mapping[str, Any], first_loc: Loc, problems: Problems) -> str | None:
+    kind = shared["category"]
+    if kind not in KINDS:
+        problems.add(
+            (*first_loc, "category"), f"cần loại đơn thuốc c, n, h, y hoặc t (hệ mã {systems.KIND})", REQUIRED
+        )
+        return None
+    return str(kind)
+
+
+def is_bundle(payload: Mapping[str, Any]) -> bool:
+    """Whether a signed payload is a FHIR Bundle (the contract's payload refuses `resourceType`)."""
+    return payload.get("resourceType") == "Bundle"
+
+
+def signed_facts(bundle: Mapping[str, Any]) -> SignedFacts:
+    """What a stored Bundle names of its record, read as `payload_from_bundle` read it; raise MappingError.
+
+    From the first MedicationRequest, as the import did (every line had to agree with it).
+    """
+    problems = Problems()
+    index = reading.Index(bundle)
+    requests = index.of_type("MedicationRequest")
+    if not requests:
+        raise MappingError([Problem(("Bundle", "entry"), "Bundle không có MedicationRequest", REQUIRED)])
+    first_loc, first = requests[0]
+    shared = _shared(first)
+    kind = _known_kind(shared, first_loc, problems)
+    facility = reading.facility_code(index, first_loc, first, problems)
+    code = _code(shared["groupIdentifier"], (*first_loc, "groupIdentifier"), problems)
+    problems.raise_if_any()
+    assert kind is not None and facility is not None
+    return SignedFacts(facility_code=facility, kind=kind, code=code)
+
+
 def payload_from_bundle(bundle: Any, *, resolve: Resolver | None = None) -> dict[str, Any]:
     """Map a Bundle to the payload fields; raise MappingError listing every problem."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
@@ -235,11 +271,7 @@ def payload_from_bundle(bundle: Any, *, resolve: Resolver | None = None) -> dict
         item = _item(loc, request, resolve, problems)
         if item is not None:
             items.append(item)
-    kind = shared["category"]
-    if kind not in KINDS:
-        problems.add(
-            (*first_loc, "category"), f"cần loại đơn thuốc c, n, h, y hoặc t (hệ mã {systems.KIND})", REQUIRED
-        )
+    kind = _known_kind(shared, first_loc, problems)
     if not diagnoses:
         problems.add((*first_loc, "reasonReference"), "cần ít nhất một chẩn đoán ICD-10", REQUIRED)
     elif len(diagnoses) > MAX_DIAGNOSES:

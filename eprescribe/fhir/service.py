@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eprescribe.catalogue import service as catalogue
 from eprescribe.fhir import systems
 from eprescribe.fhir.export import prescription_bundle
-from eprescribe.fhir.importer import payload_from_bundle
+from eprescribe.fhir.importer import is_bundle, payload_from_bundle, signed_facts
 from eprescribe.fhir.validate import operation_outcome
 from eprescribe.national.catalogue import CatalogueEntry
 from eprescribe.national.problems import MappingError
@@ -27,12 +27,16 @@ from eprescribe.national.stored import (
     StoredPrescription,
 )
 from eprescribe.prescriptions import service as prescriptions
+from eprescribe.prescriptions.schemas import SignedForm
 from eprescribe.registry.schemas import FacilityRecord
 from kit import idempotency
 from kit.audit import AccessAction
 from kit.errors import InvalidContent, field_error
 from kit.runtime import Runtime
 from kit.time import utcnow
+
+# A stored JWS of a FHIR submission is verified again over the Bundle, read by the importer.
+SIGNED_FORM = SignedForm("FHIR", recognises=is_bundle, facts=signed_facts)
 
 
 def _stored(record: prescriptions.FacilityRead, brands: Mapping[str, str]) -> StoredPrescription:

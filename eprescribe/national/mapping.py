@@ -17,6 +17,7 @@ from eprescribe.national.kinds import KINDS
 from eprescribe.national.patient import patient
 from eprescribe.national.problems import FORMAT, INVALID, MISMATCH, Loc, Problems
 from eprescribe.national.schemas import GuiDonThuoc
+from eprescribe.prescriptions.schemas import SignedFacts
 from eprescribe.prescriptions.service import canonical_code
 from kit import jsonstrict
 from kit.time import vn_time
@@ -94,6 +95,27 @@ def to_payload(raw: Any, *, facility_code: str, resolve: Resolver) -> Submission
     return Submission(payload, jsonstrict.checksum(signed), signature, read.ignored, origins)
 
 
+def is_dialect_body(payload: Mapping[str, Any]) -> bool:
+    """Whether a signed payload is a gui-don-thuoc body (the contract's payload and a FHIR Bundle
+    refuse unknown fields, so only the dialect's carries `loai_don_thuoc`, which it requires)."""
+    return "loai_don_thuoc" in payload
+
+
+def signed_facts(raw: Mapping[str, Any]) -> SignedFacts:
+    """What a stored body names of its record, read as `to_payload` read it; raise MappingError.
+
+    The body names no facility: `to_payload` makes the code start with the signed-in facility's,
+    so the code's first five characters are the facility the record was stored for.
+    """
+    problems = Problems()
+    body = reader.read(GuiDonThuoc, raw, Problems()).body
+    kind = _kind(body.loai_don_thuoc, problems)
+    code = _code(body.ma_don_thuoc, kind, None, problems)
+    problems.raise_if_any()
+    assert kind is not None and code is not None
+    return SignedFacts(facility_code=code[:5], kind=kind, code=code)
+
+
 def _kind(raw: Any, problems: Problems) -> str | None:
     loc = ("loai_don_thuoc",)
     value = values.text(raw, loc, problems, required=True, max_length=10)
@@ -111,7 +133,8 @@ def _kind(raw: Any, problems: Problems) -> str | None:
     return kind
 
 
-def _code(raw: Any, kind: str | None, facility_code: str, problems: Problems) -> str | None:
+def _code(raw: Any, kind: str | None, facility_code: str | None, problems: Problems) -> str | None:
+    """The canonical code; when `facility_code` is given (the signed-in facility's), it must start it."""
     loc = ("ma_don_thuoc",)
     value = values.text(raw, loc, problems, required=True, max_length=40)
     if value is None:
@@ -121,11 +144,11 @@ def _code(raw: Any, kind: str | None, facility_code: str, problems: Problems) ->
         problems.add(
             loc,
             "mã đơn thuốc gồm 14 ký tự: 5 ký tự mã cơ sở, 7 ký tự chữ hoặc số, dấu '-' và loại đơn "
-            f"(ví dụ {facility_code}VMA336R-c), nhận được {value!r}",
+            f"(ví dụ {facility_code or '25366'}VMA336R-c), nhận được {value!r}",
             FORMAT,
         )
         return None
-    if code[:5] != facility_code:
+    if facility_code is not None and code[:5] != facility_code:
         problems.add(loc, f"mã đơn thuốc phải bắt đầu bằng mã cơ sở {facility_code}", MISMATCH)
     if kind is not None and code[-1] != kind:
         problems.add(loc, f"mã đơn thuốc phải kết thúc bằng '-{kind}', đúng loại đơn thuốc", MISMATCH)

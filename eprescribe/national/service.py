@@ -28,6 +28,7 @@ from eprescribe.national.schemas import BacSi, DangNhapBacSi, DangNhapCoSoKhamCh
 from eprescribe.national.signature import SignatureRejected, check_signed_body
 from eprescribe.prescriptions import service as prescriptions
 from eprescribe.prescriptions.exceptions import PrescriptionConflict
+from eprescribe.prescriptions.schemas import SignedForm
 from eprescribe.registry import service as registry
 from eprescribe.registry.exceptions import ClientNotFound, RegistryConflict
 from eprescribe.registry.schemas import FacilityRecord, PrescriberRecord
@@ -41,6 +42,8 @@ MSG_PRESCRIBER_ADDED = "Thêm bác sĩ thành công"
 MSG_PRESCRIBER_REMOVED = "Xóa bác sĩ thành công"
 SIGNATURE_STATUS = 400  # as the contract answers an unverifiable signature
 ModelT = TypeVar("ModelT", bound=BaseModel)
+# A stored gui-don-thuoc JWS is verified again over the HIS's own body, read by the mapping.
+SIGNED_FORM = SignedForm("QĐ 808", recognises=mapping.is_dialect_body, facts=mapping.signed_facts)
 
 
 def read_json(raw: bytes) -> Any:

@@ -3,6 +3,7 @@ other modules receive from its service."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -236,3 +237,26 @@ class PrescriptionRecord:
 
     def status_at(self, now: datetime) -> str:
         return status_at(self.status, self.valid_until, now)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedFacts:
+    """What a signed payload names of the record stored from it, read as its door read it."""
+
+    facility_code: str
+    kind: str
+    code: str | None = None  # None: the payload names no code (the service drew one)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedForm:
+    """A form other than the contract's payload that a door accepts signed (a QĐ 808 body, a FHIR Bundle).
+
+    `recognises` tells its payloads from every other form's (each form refuses the others'
+    distinguishing fields when it is admitted); `facts` reads one the way its door mapped it
+    when it came, raising ValueError when it cannot.
+    """
+
+    name: str
+    recognises: Callable[[Mapping[str, Any]], bool]
+    facts: Callable[[Mapping[str, Any]], SignedFacts]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eprescribe.prescriptions import codes, qr, repository, signature
+from eprescribe.prescriptions import codes, qr, repository, stored_signatures
 from eprescribe.prescriptions.exceptions import PrescriptionConflict, PrescriptionNotFound
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem
 from eprescribe.prescriptions.policy import age_in_months
@@ -32,6 +32,7 @@ from eprescribe.prescriptions.schemas import (
     PrescriptionStatus,
     status_at,
 )
+from eprescribe.prescriptions.stored_signatures import StoredCheck
 from eprescribe.prescriptions.submission import Translate, submit, submit_mapped
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import FacilityRecord, PrescriberRecord
@@ -45,9 +46,11 @@ if TYPE_CHECKING:
     from kit.database import AnyRow
 
 __all__ = [
+    "CONTRACT_FORM",
     "FacilityRead",
     "LedgerMove",
     "PatientQuery",
+    "StoredCheck",
     "Translate",
     "access_entries",
     "access_key_matches",
@@ -362,7 +365,8 @@ async def move_quantities(
 # ---- the patient --------------------------------------------------------------------------------
 
 
-check_stored_signatures = signature.check_stored
+check_stored_signatures = stored_signatures.check_stored
+CONTRACT_FORM = stored_signatures.CONTRACT.name
 
 # The patient's access key: 12 characters of base32 (60 bits), printed only on the patient's
 # paper and in its link; a pharmacy's lookup never shows it.

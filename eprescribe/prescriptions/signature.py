@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from eprescribe.prescriptions.exceptions import SignatureRejected
-from eprescribe.prescriptions.models import Prescription
 from eprescribe.registry import service as registry
-from eprescribe.registry.schemas import KeyPeriod, PrescriberRecord
+from eprescribe.registry.schemas import PrescriberRecord
 from kit.errors import InvalidContent, field_error
 from kit.jsonstrict import StrictJsonError, parse_strict
 from kit.security import SIGNING_ALGORITHMS, peek_header
@@ -109,96 +104,3 @@ async def verify(session: AsyncSession, compact: str, facility_code: str) -> Sig
     if not isinstance(payload, dict):
         raise InvalidContent.field(["payload"], "the payload must be a JSON object")
     return SignedPayload(prescriber, payload, bytes(verified.payload), payload_digest(compact), works_here)
-
-
-@dataclass(frozen=True)
-class BadSignature:
-    code: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Period:
-    """One of a prescriber's keys, imported once, and when it was current."""
-
-    period: KeyPeriod
-    key: ECKey | None  # None: the stored JWK no longer imports
-
-
-async def check_stored(
-    session: AsyncSession, advance: Callable[[int], None] | None = None, *, batch: int = 1000
-) -> tuple[int, list[BadSignature]]:
-    """Verify every stored prescription's JWS again with the key its prescriber had when it came.
-
-    After a restore this proves the prescriptions are the ones their prescribers signed: the
-    signature verifies with the key that was current when the prescription was received (a
-    later key change does not orphan it), its `kid` is the row's prescriber, its payload names
-    the row's facility and kind, and its digest is the row's. It streams in batches by code;
-    each prescriber's keys are read once, for all the new prescribers of a batch at a time.
-    """
-    keys: dict[str, list[_Period]] = {}
-    bad: list[BadSignature] = []
-    checked, after = 0, ""
-    while True:
-        rows = (
-            await session.execute(
-                select(
-                    Prescription.code,  # type: ignore[call-overload]
-                    Prescription.prescriber_id,
-                    Prescription.facility_code,
-                    Prescription.kind,
-                    Prescription.jws,
-                    Prescription.payload_digest,
-                    Prescription.created_at,
-                )
-                .where(col(Prescription.code) > after)
-                .order_by(col(Prescription.code))
-                .limit(batch)
-            )
-        ).all()
-        if not rows:
-            return checked, bad
-        unseen = sorted({row.prescriber_id for row in rows} - keys.keys())
-        if unseen:
-            for pid, periods in (await registry.prescriber_keys(session, unseen)).items():
-                keys[pid] = [_Period(p, _import(p.public_jwk)) for p in periods]
-        for row in rows:
-            reason = _stored_problem(row, keys[row.prescriber_id])
-            if reason is not None:
-                bad.append(BadSignature(row.code, reason))
-            checked += 1
-        after = rows[-1].code
-        if advance is not None:
-            advance(len(rows))
-
-
-def _import(jwk: dict[str, Any]) -> ECKey | None:
-    try:
-        return ECKey.import_key(jwk)
-    except (JoseError, ValueError, TypeError):
-        return None
-
-
-def _stored_problem(row: Any, periods: list[_Period]) -> str | None:
-    if not periods:
-        return "its prescriber is not registered"
-    # Received at `created_at`: the key current then signed it (registered_at <= t < retired_at).
-    current = next((p for p in periods if p.period.was_current(row.created_at)), None)
-    if current is None:
-        return "none of the prescriber's keys was current when it was received"
-    if current.key is None:
-        return "the prescriber's key of that time cannot be read"
-    try:
-        if peek_header(row.jws).get("kid") != row.prescriber_id:
-            return "the signature names another prescriber"
-        verified = jws.deserialize_compact(row.jws, current.key, algorithms=SIGNING_ALGORITHMS)
-        payload = json.loads(verified.payload)
-    except (JoseError, ValueError, UnicodeDecodeError):
-        return "the signature does not verify with the prescriber's key of the time it was received"
-    if not isinstance(payload, dict) or payload.get("facility_code") != row.facility_code:
-        return "the signed payload names another facility"
-    if payload.get("kind") != row.kind:
-        return "the signed payload names another kind"
-    if payload_digest(row.jws) != row.payload_digest:
-        return "the stored digest is not the signed payload's"
-    return None

@@ -1,8 +1,9 @@
-"""Helpers for the FHIR tests: prescriptions of every kind and status, and Bundle walking."""
+"""Helpers for the FHIR tests: prescriptions of every kind and status, Bundle walking, and Bundles over HTTP."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -20,6 +21,7 @@ from tests.eprescribe.national.data import (
     resolve,
     stored_from_payload,
 )
+from tests.factories import Api, World, sign
 
 KINDS = ["c", "n", "h", "y", "t"]
 STATUSES = ["active", "partially_dispensed", "dispensed", "cancelled", "replaced", "expired"]
@@ -92,3 +94,28 @@ def references(value: Any) -> list[str]:
 
 def parsed(bundle: dict[str, Any]) -> Bundle:
     return validate_bundle(bundle)
+
+
+async def fhir_of(api: Api, w: World, code: str) -> dict[str, Any]:
+    r = await api.client.get(f"/api/v1/prescriptions/{code}/fhir", headers=w.facility.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def submit_bundle(api: Api, w: World, bundle: dict[str, Any], *, kind: str = "c") -> Any:
+    prescriber = w.controlled_prescriber if kind in "nh" else w.prescriber
+    jws = sign(bundle, prescriber.key, prescriber.prescriber_id)
+    return await api.client.post("/api/v1/prescriptions/fhir", json={"jws": jws}, headers=w.facility.headers)
+
+
+def fresh_copy(bundle: dict[str, Any], facility_code: str, kind: str) -> dict[str, Any]:
+    """The exported Bundle as a new prescription: a new code, and the export's live facts dropped."""
+    code = f"{facility_code}{secrets.token_hex(4).upper()[:7]}-{kind}"
+    for request in resources(bundle, "MedicationRequest"):
+        request["groupIdentifier"]["value"] = code
+        request["status"] = "active"
+        request.pop("statusReason", None)
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "MedicationDispense"]
+    return bundle

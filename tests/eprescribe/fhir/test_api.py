@@ -9,10 +9,9 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from tests.conftest import Harness
-from tests.eprescribe.fhir.helpers import resources
+from tests.eprescribe.fhir.helpers import fhir_of, fresh_copy, resources, submit_bundle
 from tests.factories import (
     KIND_PRODUCT,
-    Api,
     World,
     access_entries,
     dispense_body,
@@ -22,31 +21,6 @@ from tests.factories import (
 )
 
 KINDS = ["c", "n", "h", "y", "t"]
-
-
-async def fhir_of(api: Api, w: World, code: str) -> dict[str, Any]:
-    r = await api.client.get(f"/api/v1/prescriptions/{code}/fhir", headers=w.facility.headers)
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith("application/fhir+json")
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def submit_bundle(api: Api, w: World, bundle: dict[str, Any], *, kind: str = "c") -> Any:
-    prescriber = w.controlled_prescriber if kind in "nh" else w.prescriber
-    jws = sign(bundle, prescriber.key, prescriber.prescriber_id)
-    return await api.client.post("/api/v1/prescriptions/fhir", json={"jws": jws}, headers=w.facility.headers)
-
-
-def fresh_copy(bundle: dict[str, Any], facility_code: str, kind: str) -> dict[str, Any]:
-    """The exported Bundle as a new prescription: a new code, and the export's live facts dropped."""
-    code = f"{facility_code}{secrets.token_hex(4).upper()[:7]}-{kind}"
-    for request in resources(bundle, "MedicationRequest"):
-        request["groupIdentifier"]["value"] = code
-        request["status"] = "active"
-        request.pop("statusReason", None)
-    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "MedicationDispense"]
-    return bundle
 
 
 class TestExport:

@@ -17,6 +17,7 @@ from sqlmodel import col
 from eprescribe.prescriptions import service as prescriptions
 from eprescribe.prescriptions.models import Prescription
 from eprescribe.registry.models import Prescriber, RegisteredKey
+from erx.integrity import SIGNED_FORMS
 from erx.migrate import alembic_config, upgrade_async
 from tests.clients import erx
 from tests.conftest import Harness
@@ -47,8 +48,8 @@ async def history(harness: Harness, prescriber_id: str) -> list[RegisteredKey]:
 
 async def check_stored(harness: Harness) -> tuple[int, dict[str, str]]:
     async with harness.runtime.database.sessionmaker() as session, session.begin():
-        checked, bad = await prescriptions.check_stored_signatures(session, batch=2)
-    return checked, {b.code: b.reason for b in bad}
+        found = await prescriptions.check_stored_signatures(session, batch=2, forms=SIGNED_FORMS)
+    return found.checked, {b.code: b.reason for b in found.bad}
 
 
 async def set_jws(harness: Harness, code: str, compact: str) -> None:
