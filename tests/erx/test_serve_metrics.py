@@ -41,11 +41,20 @@ async def test_every_scrape_counts_the_requests_of_every_worker(pg_harness: Harn
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        capacity = 2 * 2 * settings.database_pool_size
+        # A bound, not a measurement: two workers start slowly on a busy machine.
+        deadline = time.monotonic() + 180
         while True:
+            # Ready once both workers are: the first one up answers `/readyz` while the other
+            # may still be starting, and then only its own pool shows in the capacity gauge.
             try:
                 async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-                    if (await client.get("/readyz")).status_code == 200:
+                    if (await client.get("/readyz")).status_code == 200 and (
+                        metric(
+                            (await client.get("/metrics")).text, "erx_db_pool_capacity", database="primary"
+                        )
+                        == capacity
+                    ):
                         break
             except httpx.TransportError:
                 pass
@@ -66,10 +75,7 @@ async def test_every_scrape_counts_the_requests_of_every_worker(pg_harness: Harn
                 text, "erx_http_requests_total", method="GET", route="/api/v1/drugs", status="200"
             )
             assert counted == 60
-            assert (
-                metric(text, "erx_db_pool_capacity", database="primary")
-                == 2 * 2 * settings.database_pool_size
-            )
+            assert metric(text, "erx_db_pool_capacity", database="primary") == capacity
     finally:
         server.terminate()
         await asyncio.to_thread(server.wait, 30)
