@@ -37,7 +37,8 @@ from bench.seed import DATABASE, Registry, SeedPlan, ensure
 ROOT = Path("var/bench").resolve()
 RESULTS = Path("bench/results")
 LIMIT_APP = "bench.minimal.app:app"
-# The faster of the two on the lookup scenario (README "Benchmarks": uvicorn by ~7%, near the noise).
+# The server production runs (deploy/, `erx serve`). On a quiet machine granian served the
+# system faster (README "Second pass": 730 against 553 lookups/s); on a shared one uvicorn led.
 DEFAULT_SERVER = "uvicorn"
 # Upper bounds of the rate, to build enough once-only requests (signed payloads, dispenses).
 SYSTEM_RATE_CAP = 800
