@@ -1,4 +1,5 @@
-"""A migrated PostgreSQL database and the environment every server process of one deployment shares.
+"""A migrated PostgreSQL database, the environment every server process of one deployment shares,
+and the wait until a started process is ready.
 
 The crash and topology tests start real server processes; they all need the same signing key,
 the same identity-number key (or each would write what the others cannot read), cheap password
@@ -7,10 +8,15 @@ hashing and no throttle delay.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 from joserfc.jwk import ECKey
 
 from eprescribe.registry import service as registry
@@ -49,3 +55,33 @@ async def deployment_environment(root: Path, database_url: str, **extra: str) ->
         "ERX_DATABASE_POOL_SIZE": "4",
         **extra,
     }
+
+
+def _tail(log: Path | None) -> str:
+    return log.read_text()[-3000:] if log is not None and log.exists() else ""
+
+
+async def until_ready(
+    url: str,
+    process: subprocess.Popen[bytes],
+    deadline: float,
+    *,
+    name: str = "the server",
+    log: Path | None = None,
+    also: Callable[[httpx.AsyncClient], Awaitable[bool]] | None = None,
+) -> None:
+    """Poll `url`'s `/readyz` until it answers 200 and `also` (if given) holds.
+
+    Fails once the process has ended or `deadline` (`time.monotonic()`) has passed, with the
+    tail of its log when there is one.
+    """
+    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while True:
+            try:
+                if (await client.get("/readyz")).status_code == 200 and (also is None or await also(client)):
+                    return
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not become ready\n{_tail(log)}")
+            await asyncio.sleep(0.1)

@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import ADMIN_ID, ADMIN_SECRET
 from tests.factories import Api, World, dispense_body, line, payload_for
 from tests.pg import Cluster, free_port, start_cluster
-from tests.processes import deployment_environment
+from tests.processes import deployment_environment, until_ready
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(300)]
 
@@ -83,17 +83,8 @@ class Server:
         self.process.wait()
 
     async def ready(self, deadline: float) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
-            while True:
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert self.process is not None
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
-                await asyncio.sleep(0.1)
+        assert self.process is not None
+        await until_ready(self.url, self.process, deadline, name=self.name, log=self.log)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

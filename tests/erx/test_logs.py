@@ -23,6 +23,7 @@ import pytest
 from eprescribe.prescriptions import service as prescriptions
 from tests.conftest import Harness
 from tests.pg import free_port
+from tests.processes import until_ready
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(120)]
 
@@ -54,19 +55,6 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def _until_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        while True:
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-            await asyncio.sleep(0.2)
-
-
 async def _until_printed(log: Path, text: str, server: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while text not in await asyncio.to_thread(log.read_text):
@@ -85,7 +73,7 @@ async def test_a_keyed_link_leaves_no_key_in_the_servers_output(pg_harness: Harn
     server = await asyncio.to_thread(_start, [*command, "--log-level", "debug"], _env(pg_harness), log)
     base = f"http://127.0.0.1:{port}"
     try:
-        await _until_ready(base, server)
+        await until_ready(base, server, time.monotonic() + 60)
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             keyed = await client.get(f"/rx/{code}", params={"k": key, "lang": "en"})
             pasted = await client.get("/rx", params={"code": link})

@@ -14,6 +14,7 @@ from tests.clients import ERX
 from tests.conftest import Harness
 from tests.kit.test_observability import metric
 from tests.pg import free_port
+from tests.processes import until_ready
 
 pytestmark = pytest.mark.postgres_only
 
@@ -42,24 +43,15 @@ async def test_every_scrape_counts_the_requests_of_every_worker(pg_harness: Harn
     base = f"http://127.0.0.1:{port}"
     try:
         capacity = 2 * 2 * settings.database_pool_size
+
+        async def both_workers_up(client: httpx.AsyncClient) -> bool:
+            # The first worker up answers `/readyz` while the other may still be starting, and
+            # then only its own pool shows in the capacity gauge.
+            scraped = (await client.get("/metrics")).text
+            return metric(scraped, "erx_db_pool_capacity", database="primary") == capacity
+
         # A bound, not a measurement: two workers start slowly on a busy machine.
-        deadline = time.monotonic() + 180
-        while True:
-            # Ready once both workers are: the first one up answers `/readyz` while the other
-            # may still be starting, and then only its own pool shows in the capacity gauge.
-            try:
-                async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-                    if (await client.get("/readyz")).status_code == 200 and (
-                        metric(
-                            (await client.get("/metrics")).text, "erx_db_pool_capacity", database="primary"
-                        )
-                        == capacity
-                    ):
-                        break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "erx serve did not start"
-            await asyncio.sleep(0.2)
+        await until_ready(base, server, time.monotonic() + 180, also=both_workers_up)
 
         async def once() -> int:
             # A connection per request, so the kernel hands them to both workers.

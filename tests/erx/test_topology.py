@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import ADMIN_ID, ADMIN_SECRET
 from tests.factories import Api, World, dispense_body, line, prescribe, token
 from tests.pg import Cluster, free_port, start_cluster, start_standby
-from tests.processes import deployment_environment
+from tests.processes import deployment_environment, until_ready
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(150)]
 
@@ -113,19 +113,6 @@ def _start(name: str, factory: str, env: dict[str, str], root: Path) -> Service:
     return Service(name, port, process, log)
 
 
-async def _ready(service: Service, deadline: float) -> None:
-    async with httpx.AsyncClient(base_url=service.url, timeout=2) as client:
-        while True:
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if service.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{service.name} did not become ready:\n{service.log.read_text()[-3000:]}")
-            await asyncio.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 async def topology(clusters: Replicated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Topology]:
     root = tmp_path_factory.mktemp("topology")
@@ -147,7 +134,9 @@ async def topology(clusters: Replicated, tmp_path_factory: pytest.TempPathFactor
     services = [core, portal, *gateways]
     try:
         deadline = time.monotonic() + 60
-        await asyncio.gather(*(_ready(s, deadline) for s in services))
+        await asyncio.gather(
+            *(until_ready(s.url, s.process, deadline, name=s.name, log=s.log) for s in services)
+        )
         yield Topology(clusters, core, portal, gateways, services)
     finally:
         for service in services:
