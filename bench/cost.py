@@ -116,7 +116,7 @@ async def _system(url: str, registry: Registry) -> AsyncIterator[Target]:
 async def _limit(url: str, registry: Registry) -> AsyncIterator[Target]:
     os.environ[project.ENV_DATABASE_URL] = url
     os.environ[project.ENV_SIGNING_KEY] = json.dumps(registry.signing_key)
-    os.environ[project.ENV_DATA_DIR] = str(ROOT / "data")  # the identity keys the system seals with
+    os.environ[project.ENV_IDENTITY_KEY] = project.identity_key(ROOT / "data")  # as the system has
     from bench.minimal import app as minimal
 
     async with minimal.app.router.lifespan_context(minimal.app):

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,7 +30,8 @@ from starlette.routing import Route
 
 from bench import jose, project
 from bench.minimal import sql
-from kit.pii import KEY_FILE, PiiKeys
+from eprescribe.prescriptions.models import GUARDIAN, INSURANCE_NO, JWS, NATIONAL_ID
+from kit.pii import PiiKeys
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 COLLECTION_WINDOW = timedelta(days=5)
@@ -43,19 +43,8 @@ NATIONAL_PUBLIC = NATIONAL_KEY.public_key() if NATIONAL_KEY else None
 POOL: asyncpg.Pool | None = None
 # The system stores identity numbers and the JWS sealed (AES-GCM, kit/pii.py) with blind indexes
 # for equality search: the limit does the same work, under the same keys, so each reads the other's rows.
-IDENTITY_CONTEXTS = ("prescription.patient_national_id", "prescription.patient_insurance_no")
-JWS_CONTEXT = "prescription.jws"
-GUARDIAN_CONTEXT = "prescription.guardian.national_id"
-
-
-def _identity_keys() -> PiiKeys:
-    given = os.environ.get("ERX_IDENTITY_KEY")
-    if given:
-        return PiiKeys.from_json(given)
-    return PiiKeys.from_json((Path(os.environ[project.ENV_DATA_DIR]) / "keys" / KEY_FILE).read_text())
-
-
-PII = _identity_keys()
+GUARDIAN_NATIONAL_ID = f"{GUARDIAN}.national_id"
+PII = PiiKeys.from_json(os.environ[project.ENV_IDENTITY_KEY])  # what the bench gives the system too
 
 
 def _sealed(value: str | None, context: str) -> str | None:
@@ -471,24 +460,24 @@ async def _submit(request: Request) -> Response:
         national_id, insurance_no = patient.get("national_id"), patient.get("insurance_no")
         guardian = patient.get("guardian")
         if guardian and guardian.get("national_id"):
-            guardian = {**guardian, "national_id": PII.encrypt(guardian["national_id"], GUARDIAN_CONTEXT)}
+            guardian = {**guardian, "national_id": PII.encrypt(guardian["national_id"], GUARDIAN_NATIONAL_ID)}
         stored = await conn.fetchval(
             sql.INSERT_PRESCRIPTION_WITH_LINES,
             code, kind, "active", facility_code, signer["prescriber_id"], signer["full_name"], facility["name"],
             issued_at, valid_until, None, patient["full_name"],
             datetime.fromisoformat(patient["date_of_birth"]).date(), patient["gender"],
-            _sealed(national_id, IDENTITY_CONTEXTS[0]), _sealed(insurance_no, IDENTITY_CONTEXTS[1]),
+            _sealed(national_id, NATIONAL_ID), _sealed(insurance_no, INSURANCE_NO),
             patient.get("weight_kg"), patient.get("phone"), patient.get("address"),
             json.dumps(guardian), json.dumps(payload["diagnoses"]), payload.get("notes"), None,
-            False, _sealed(compact, JWS_CONTEXT), digest, lines_digest, f"{code}.{qr}", now,
+            False, _sealed(compact, JWS), digest, lines_digest, f"{code}.{qr}", now,
             [line.line_no for line in lines], [i["active_ingredient"] for i in items],
             [i["strength"] for i in items], [i["dosage_form"] for i in items],
             [i.get("registration_no") for i in items], [int(i["quantity"]) for i in items],
             [i["unit"] for i in items], [i["instructions"] for i in items], [int(i["days_supply"]) for i in items],
             [0 for _ in items], [int(i["quantity"]) for i in items], [k[0] for k in keyed],
             [k[1] for k in keyed], [k[2] for k in keyed], [code for _ in items],
-            _index(national_id and national_id.strip(), IDENTITY_CONTEXTS[0]),
-            _index(insurance_no and insurance_no.strip().upper(), IDENTITY_CONTEXTS[1]),
+            _index(national_id and national_id.strip(), NATIONAL_ID),
+            _index(insurance_no and insurance_no.strip().upper(), INSURANCE_NO),
         )  # fmt: skip
         if stored is None:
             return problem(409, "Replay refused or code taken")
