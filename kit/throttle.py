@@ -20,16 +20,15 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Column, Integer, String, any_, bindparam, case, delete, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Column, Integer, Select, String, bindparam, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from kit import metrics
-from kit.database import UTCDateTime, on_rollback, upsert
+from kit.database import UTCDateTime, on_rollback, one_of, upsert
 from kit.errors import Throttled
 from kit.prepared import Prepared
 from kit.settings import Settings
@@ -117,18 +116,17 @@ def lookup_subjects(settings: Settings, *, client_id: str) -> list[Subject]:
 
 
 TABLE = ThrottleCounter.__table__  # type: ignore[attr-defined]
-# Built once: every lookup asks it (hot path).
-_COUNTED_COLUMNS = (TABLE.c.key, TABLE.c.expires_at, TABLE.c.failures)
-_COUNTED = Prepared(
-    # One array parameter on PostgreSQL, so the statement is prepared once for any key count.
-    select(*_COUNTED_COLUMNS).where(
-        TABLE.c.key == any_(bindparam("keys", type_=postgresql.ARRAY(String()))),
-        TABLE.c.expires_at > bindparam("moment"),
-    ),
-    elsewhere=select(*_COUNTED_COLUMNS).where(
-        TABLE.c.key.in_(bindparam("keys", expanding=True)), TABLE.c.expires_at > bindparam("moment")
-    ),
-)
+
+
+def _counted(dialect: str) -> Select[Any]:
+    return select(TABLE.c.key, TABLE.c.expires_at, TABLE.c.failures).where(
+        one_of(dialect, TABLE.c.key, "keys"), TABLE.c.expires_at > bindparam("moment")
+    )
+
+
+# Built once: every lookup asks it (hot path); one array parameter on PostgreSQL, so it is
+# prepared once for any number of keys.
+_COUNTED = Prepared(_counted("postgresql"), elsewhere=_counted("sqlite"))
 
 
 def _judge(
