@@ -72,6 +72,13 @@ def _env(cluster: Cluster, registry: Registry, data_dir: Path = ROOT / "data") -
     )
 
 
+def _setting(given: str) -> tuple[str, str]:
+    name, sep, value = given.partition("=")
+    if not sep or not name.startswith("ERX_"):
+        raise typer.BadParameter(f"{given!r}: expected ERX_NAME=VALUE", param_hint="--set")
+    return name, value
+
+
 def _server(kind: str, target: str, name: str, env: dict[str, str], workers: int) -> servers.Server:
     port = servers.free_port()
     return servers.Server(
@@ -322,6 +329,13 @@ def main(
     ] = 20.0,
     reseed: Annotated[bool, typer.Option(help="Drop the seeded database and seed it again")] = False,
     keep_postgres: Annotated[bool, typer.Option(help="Leave the cluster running afterwards")] = False,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="An ERX_ setting for the system's server, NAME=VALUE (repeatable), e.g. ERX_DATABASE_POOL_SIZE=4",
+        ),
+    ] = None,
 ) -> None:
     """Run the scenarios against the real server on a seeded PostgreSQL and print one table."""
     if quick:
@@ -330,6 +344,7 @@ def main(
     if soak:
         chosen, duration, limit, compare_servers = ["mixed"], soak, False, False
     unknown = [s for s in chosen if s not in SCENARIOS]
+    overrides = dict(_setting(given) for given in setting or [])
     if unknown or server not in servers.SERVERS:
         raise typer.BadParameter(
             f"unknown {unknown or server}; scenarios: {list(SCENARIOS)}; servers: {servers.SERVERS}"
@@ -360,11 +375,12 @@ def main(
             "warmup_s": warmup,
             "prescriptions": prescriptions,
             "price_rows": price_rows,
+            **overrides,
         },
     )
     try:
         registry, pools = asyncio.run(_prepare(cluster, plan, reseed, int(targets) + 1000))
-        env = _env(cluster, registry)
+        env = _env(cluster, registry) | overrides
         system = _server(server, project.APP_FACTORY, f"system-{server}", env, workers)
         console.print(f"Starting the system: {shlex.join(system.cmd[1:])}")
         with system:

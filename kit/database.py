@@ -282,6 +282,16 @@ def on_rollback(session: AsyncSession, work: RollbackWork) -> None:
     session.info.setdefault("on_rollback", []).append(work)
 
 
+AfterWork = Callable[[], Awaitable[None]]
+
+
+def after_transaction(session: AsyncSession, work: AfterWork) -> None:
+    """Run `work` once the request's transaction has committed or rolled back and let go of
+    its connection: a wait there holds no connection (nor SQLite's write lock) asleep.
+    """
+    session.info.setdefault("after_transaction", []).append(work)
+
+
 async def run_in_transaction(database: Database, works: list[RollbackWork]) -> None:
     async with database.sessionmaker() as session, session.begin():
         for work in works:
@@ -302,7 +312,10 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await run_in_transaction(database, pending)
         raise
     finally:
+        after: list[AfterWork] = session.info.pop("after_transaction", [])
         await session.close()
+        for work in after:
+            await work()
 
 
 # scope="function" commits before the response is sent, so a 201 is never followed by a

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.catalogue import repository, vocabulary
@@ -227,8 +227,8 @@ async def for_prescribed_lines(
 # Products change only when the catalogue does, and every lookup, dispense and submission asks
 # for them. An addition or import here clears both at once; other processes see it within the
 # minute. A miss is never kept, so a product just added is found everywhere at once.
-_BY_NUMBER: TtlCache[tuple[URL, str], Product] = TtlCache(ttl_seconds=60, max_entries=100_000)
-_BY_KEY: TtlCache[tuple[URL, ProductKey], list[Product]] = TtlCache(ttl_seconds=60, max_entries=100_000)
+_BY_NUMBER: TtlCache[tuple[Engine, str], Product] = TtlCache(ttl_seconds=60, max_entries=100_000)
+_BY_KEY: TtlCache[tuple[Engine, ProductKey], list[Product]] = TtlCache(ttl_seconds=60, max_entries=100_000)
 
 
 def _forget_products() -> None:
@@ -319,7 +319,7 @@ class Found:
 
 # What a query names changes only with the catalogue, like the products above: kept a minute,
 # cleared by a change here; an empty answer is never kept.
-_FOUND: TtlCache[tuple[URL, tuple[str, ...], str | None, int], Found] = TtlCache(
+_FOUND: TtlCache[tuple[Engine, tuple[str, ...], str | None, int], Found] = TtlCache(
     ttl_seconds=60, max_entries=4096
 )
 
@@ -376,7 +376,7 @@ async def index_words(session: AsyncSession, drug_ids: Sequence[int] | None = No
 
 
 # How many products a category has only chooses a query plan, so a minute-old figure will do.
-_CATEGORY_SIZES: TtlCache[tuple[URL, str], int] = TtlCache(ttl_seconds=60, max_entries=64)
+_CATEGORY_SIZES: TtlCache[tuple[Engine, str], int] = TtlCache(ttl_seconds=60, max_entries=64)
 
 
 async def category_size(session: AsyncSession, category: str) -> int:

@@ -8,11 +8,19 @@ address) (4 checked), 8 per address, and 4 unknown prescription codes per pharma
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from kit import throttle
+from kit.database import SessionDep
+from kit.errors import NotFound
+from kit.throttle import PaceDep
+from kit.time import utcnow
 from tests.clients import Gateway, client_from, gateway_for, new_address
 from tests.conftest import Harness, HarnessFactory
 from tests.factories import access_entries, prescribe
@@ -248,3 +256,61 @@ class TestNoParallelSlip:
         async with client_from(harness.app, new_address()) as owner:
             r = await pharmacy_token(owner, target.connection_code, target.client_secret)
             assert r.status_code == 200
+
+
+SLOWED = "/tests/slowed"
+COUNTED = "seed"
+
+
+def _bump() -> Any:
+    return text("UPDATE throttle_counter SET failures = failures + 1 WHERE key = :key").bindparams(
+        key=COUNTED
+    )
+
+
+class TestASlowedAnswerHoldsNoConnection:
+    """The wait a guesser is slowed by comes after its transaction: others write meanwhile."""
+
+    @pytest.fixture
+    async def slowed(self, harness: Harness) -> tuple[Harness, asyncio.Event]:
+        written = asyncio.Event()
+
+        async def slowed(pace: PaceDep, session: SessionDep, fail: bool = False) -> dict[str, bool]:
+            # The row (SQLite: the database) stays locked until this transaction ends.
+            await session.execute(_bump())
+            pace.slow_down(600.0)
+            written.set()
+            if fail:
+                raise NotFound("nothing here")
+            return {"done": True}
+
+        harness.app.add_api_route(SLOWED, slowed)
+        async with harness.runtime.database.sessionmaker() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO throttle_counter (key, expires_at, failures) VALUES (:key, :at, 0)"
+                ).bindparams(key=COUNTED, at=utcnow() + timedelta(hours=1))
+            )
+        return harness, written
+
+    @pytest.mark.parametrize(("fail", "kept"), [(False, 1), (True, 0)])
+    async def test_others_write_while_the_slowed_answer_waits(
+        self, slowed: tuple[Harness, asyncio.Event], fail: bool, kept: int
+    ) -> None:
+        harness, written = slowed
+        answer = asyncio.create_task(harness.client.get(SLOWED, params={"fail": fail}))
+        await written.wait()
+        # The same lock, taken by another transaction: were the slowed request's transaction
+        # still open, this would wait out the whole slowdown.
+        async with harness.runtime.database.sessionmaker() as session, session.begin():
+            await asyncio.wait_for(session.execute(_bump()), timeout=60)
+        assert not answer.done()  # ...while the slowed answer is still held back
+        answer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await answer
+        async with harness.runtime.database.sessionmaker() as session:
+            found = await session.execute(
+                text("SELECT failures FROM throttle_counter WHERE key = :key").bindparams(key=COUNTED)
+            )
+        # Committed before the wait, or rolled back before it.
+        assert found.scalar_one() == kept + 1
