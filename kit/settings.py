@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Behind PgBouncer in transaction mode older than 1.21 (no prepared-statement tracking):
     # no statement caches and a unique name per prepared statement.
     database_pgbouncer: bool = False
+    # At startup, set what imports and setup made aside from garbage collection and collect the
+    # young less often (kit/app.py `settle_heap`); off in the tests, which share one process.
+    tune_garbage_collector: bool = True
 
     # Addresses or networks (comma-separated) whose X-Forwarded-For / -Proto are believed.
     trusted_proxies: str = ""

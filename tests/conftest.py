@@ -43,6 +43,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "argon2_time_cost": 1,
     "argon2_memory_cost_kib": 1024,
     "throttle_delay_seconds": 0.0,
+    # The suite's one process starts hundreds of apps; kit/test_heap.py tests the tuning.
+    "tune_garbage_collector": False,
     # Tests drive hundreds of concurrent requests through one process to test the database, not
     # the shedding; tests/kit/test_shedding.py sets tight limits of its own.
     "max_concurrent_requests": 10_000,
