@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from kit import throttle
 from kit.database import SessionDep
@@ -262,7 +261,7 @@ SLOWED = "/tests/slowed"
 COUNTED = "seed"
 
 
-def _bump() -> Any:
+def _bump() -> TextClause:
     return text("UPDATE throttle_counter SET failures = failures + 1 WHERE key = :key").bindparams(
         key=COUNTED
     )
