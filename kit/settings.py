@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     issuer: str = "https://erx.gov.vn"
     # Links in answers are built from this, never from the request's Host header.
     public_base_url: str = "http://127.0.0.1:8000"
-    # A private EC P-256 JWK (JSON). When unset, a key is generated into the data directory.
+    # A private EC P-256 JWK (JSON). When unset, a key is generated into the data directory
+    # (development and tests; production refuses to start without it).
     signing_key: SecretStr | None = None
     access_token_ttl_seconds: int = 900
     # Citizen IDs and insurance numbers at rest (kit/pii.py): JSON
@@ -162,6 +163,13 @@ class Settings(BaseSettings):
                 )
             if self.identity_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("ERX_IDENTITY_KEY holds a placeholder; set real keys (see kit/pii.py)")
+            if self.signing_key is None:
+                # Without it each process would sign QR codes and derive patients' access keys
+                # with a key of its own, which the other processes do not hold.
+                raise ValueError(
+                    "production needs ERX_SIGNING_KEY, the national signing keys every process "
+                    'shares: a private EC P-256 JWK, or {"keys": [...]} (the last one signs)'
+                )
             if self.database_url is None:
                 raise ValueError("production needs DATABASE_URL (PostgreSQL)")
         return self
