@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
-import string
 from collections.abc import Sequence
-from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +18,6 @@ from eprescribe.registry.exceptions import (
     ClientNotFound,
     InvalidClient,
     InvalidTokenRequest,
-    PrescriberNotAllowed,
     RegistryConflict,
     UnsupportedGrantType,
 )
@@ -32,24 +26,38 @@ from eprescribe.registry.models import (
     Facility,
     Pharmacy,
     Prescriber,
-    PrescriberFacility,
-    RegisteredKey,
 )
+from eprescribe.registry.prescribers import (
+    active_prescriber_at,
+    add_prescriber_at,
+    authenticate_prescriber,
+    current_prescriber,
+    get_prescriber,
+    prescriber_by_license,
+    prescriber_keys,
+    prescriber_principal_id,
+    prescribers_at_facility,
+    register_prescriber,
+    remove_prescriber_at,
+    replace_prescriber_key,
+    set_prescriber_password,
+    signer,
+    validate_public_jwk,
+    works_at,
+)
+from eprescribe.registry.records import facility_record, pharmacy_record, prescriber_record, random_id
 from eprescribe.registry.schemas import (
     AdminRecord,
     ClientStatus,
     FacilityCreate,
     FacilityRecord,
-    KeyPeriod,
     PharmacyCreate,
     PharmacyKind,
     PharmacyRecord,
-    PrescriberCreate,
-    PrescriberRecord,
     Province,
 )
 from kit import throttle
-from kit.errors import InvalidContent, Unauthorized, field_error
+from kit.errors import Unauthorized, field_error
 from kit.fields import unsafe_reason
 from kit.runtime import Runtime
 from kit.security import ClientKind, Principal, SecretHasher, new_secret
@@ -58,7 +66,61 @@ from kit.time import utcnow
 if TYPE_CHECKING:
     from kit.database import AnyRow
 
-ID_ALPHABET = string.digits + string.ascii_uppercase
+# Prescribers live in their own module (eprescribe/registry/prescribers.py) and the records in
+# eprescribe/registry/records.py; other contexts reach both here, through the registry's service.
+__all__ = [
+    "KIND_PREFIX",
+    "TOKEN_FIELD_LIMITS",
+    "TRANSITIONS",
+    "CurrentT",
+    "Registrant",
+    "StatusAction",
+    "active_prescriber_at",
+    "add_prescriber_at",
+    "admin_exists",
+    "authenticate",
+    "authenticate_prescriber",
+    "change_status",
+    "create_admin_client",
+    "current_admin",
+    "current_facility",
+    "current_pharmacy",
+    "current_prescriber",
+    "facilities_by_codes",
+    "facility_record",
+    "get_facility",
+    "get_pharmacy",
+    "get_prescriber",
+    "inactive_pharmacy_ids",
+    "inactive_pharmacy_ids_query",
+    "pharmacies_by_codes",
+    "pharmacies_by_ids",
+    "pharmacies_with_code_prefix",
+    "pharmacy_from_row",
+    "pharmacy_record",
+    "pharmacy_records_query",
+    "prescriber_by_license",
+    "prescriber_keys",
+    "prescriber_principal_id",
+    "prescriber_record",
+    "prescribers_at_facility",
+    "provinces",
+    "register_facility",
+    "register_pharmacy",
+    "register_prescriber",
+    "register_synthetic_pharmacies",
+    "remove_prescriber_at",
+    "replace_prescriber_key",
+    "reset_admin_secret",
+    "reset_facility_secret",
+    "rotate_pharmacy_secret",
+    "set_prescriber_password",
+    "signer",
+    "token_request",
+    "validate_public_jwk",
+    "works_at",
+]
+
 KIND_PREFIX = {PharmacyKind.PHARMACY: "NT", PharmacyKind.DRUGSTORE: "QT", PharmacyKind.CABINET: "TT"}
 
 
@@ -81,44 +143,6 @@ TRANSITIONS = {
     StatusAction.REINSTATE: ({ClientStatus.SUSPENDED}, ClientStatus.ACTIVE),
     StatusAction.REVOKE: ({ClientStatus.ACTIVE, ClientStatus.SUSPENDED}, ClientStatus.REVOKED),
 }
-
-
-def _random_id(length: int) -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
-
-
-# ---- records -------------------------------------------------------------------------------
-
-
-def facility_record(facility: Facility) -> FacilityRecord:
-    return FacilityRecord(facility.facility_code, facility.name, facility.province_code)
-
-
-def prescriber_record(prescriber: Prescriber) -> PrescriberRecord:
-    return PrescriberRecord(
-        prescriber_id=prescriber.prescriber_id,
-        full_name=prescriber.full_name,
-        license_no=prescriber.license_no,
-        public_jwk=prescriber.public_jwk,
-        controlled_allowed=prescriber.controlled_allowed,
-        status=prescriber.status,
-    )
-
-
-def pharmacy_record(pharmacy: Pharmacy) -> PharmacyRecord:
-    assert pharmacy.id is not None
-    return PharmacyRecord(
-        id=pharmacy.id,
-        connection_code=pharmacy.connection_code,
-        name=pharmacy.name,
-        kind=pharmacy.kind,
-        province_code=pharmacy.province_code,
-        address=pharmacy.address,
-        latitude=pharmacy.latitude,
-        longitude=pharmacy.longitude,
-        controlled_licence=pharmacy.controlled_licence,
-        status=pharmacy.status,
-    )
 
 
 # ---- credentials --------------------------------------------------------------------------
@@ -246,7 +270,7 @@ async def create_admin_client(
     """Create a health-department client; return it with its secret (shown once)."""
     secret = secret or new_secret()
     client = AdminClient(
-        client_id=client_id or f"admin-{_random_id(8).lower()}",
+        client_id=client_id or f"admin-{random_id(8).lower()}",
         name=name,
         secret_hash=await hasher.hash(secret),
         created_at=utcnow(),
@@ -287,7 +311,7 @@ async def register_facility(
             )
     else:
         for _ in range(20):
-            code = data.province_code + _random_id(3)
+            code = data.province_code + random_id(3)
             if await repository.get_facility(session, code) is None:
                 break
         else:  # pragma: no cover - 46,656 codes per province
@@ -326,259 +350,6 @@ async def reset_facility_secret(session: AsyncSession, hasher: SecretHasher, fac
     return secret
 
 
-# ---- prescribers -----------------------------------------------------------------------------
-
-
-def validate_public_jwk(jwk: dict[str, Any], loc: Sequence[str | int]) -> ECKey:
-    """Accept only a public EC P-256 key: no private part, no other curve or type."""
-    if "d" in jwk:
-        raise InvalidContent.field(loc, "this is a private key; register only the public JWK")
-    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
-        raise InvalidContent.field(loc, "the key must be an EC P-256 public JWK")
-    try:
-        key = ECKey.import_key({k: jwk[k] for k in ("kty", "crv", "x", "y")})
-    except (JoseError, KeyError, ValueError, TypeError) as exc:
-        raise InvalidContent.field(loc, f"not a valid EC public key: {exc}") from exc
-    return key
-
-
-async def register_prescriber(
-    session: AsyncSession, data: PrescriberCreate, *, hasher: SecretHasher | None = None
-) -> PrescriberRecord:
-    """Register a prescriber at one or more facilities with the key that verifies their signatures.
-
-    A `password` (national-protocol sign-in) is stored only as its argon2id hash; `hasher` is
-    then required.
-    """
-    key = validate_public_jwk(data.public_jwk, ["body", "public_jwk"])
-    facility_codes = sorted(set(data.facility_codes))
-    known = await repository.existing_facility_codes(session, facility_codes)
-    missing = [c for c in facility_codes if c not in known]
-    if missing:
-        raise InvalidContent(
-            f"Unknown facility codes: {', '.join(missing)}",
-            errors=[
-                field_error(["body", "facility_codes", data.facility_codes.index(c)], "unknown facility")
-                for c in missing
-            ],
-        )
-    if await repository.prescriber_by_license(session, data.license_no) is not None:
-        raise RegistryConflict(
-            "A prescriber with this licence number is already registered",
-            errors=[field_error(["body", "license_no"], "already registered")],
-        )
-    now = utcnow()
-    entry = _key_entry("BS" + _random_id(8), key, now)
-    prescriber = Prescriber(
-        prescriber_id=entry.prescriber_id,
-        full_name=data.full_name,
-        license_no=data.license_no,
-        public_jwk=entry.public_jwk,
-        key_thumbprint=entry.thumbprint,
-        controlled_allowed=data.controlled_allowed,
-        created_at=now,
-    )
-    if data.password is not None:
-        if hasher is None:
-            raise ValueError("a password needs the secret hasher")
-        prescriber.password_hash = await hasher.hash(data.password.get_secret_value())
-    session.add(prescriber)
-    await session.flush()
-    session.add(entry)
-    for code in facility_codes:
-        session.add(PrescriberFacility(prescriber_id=prescriber.prescriber_id, facility_code=code))
-    await session.flush()
-    return prescriber_record(prescriber)
-
-
-def _key_entry(prescriber_id: str, key: ECKey, at: datetime) -> RegisteredKey:
-    """The history row of a key becoming current; its fields are also the prescriber's current key."""
-    return RegisteredKey(
-        prescriber_id=prescriber_id,
-        thumbprint=key.thumbprint(),
-        public_jwk=key.as_dict(private=False),
-        registered_at=at,
-    )
-
-
-async def replace_prescriber_key(
-    session: AsyncSession, prescriber_id: str, public_jwk: dict[str, Any]
-) -> PrescriberRecord:
-    """Register a new public key (lost device, new browser); the old one is retired, not forgotten.
-
-    New signatures verify only with the new key; prescriptions received while the old one was
-    current still verify with it (`prescriber_keys`). The same key again changes nothing.
-    """
-    # Locked: concurrent replacements take turns, so exactly one key stays current.
-    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper(), for_update=True)
-    if prescriber is None:
-        raise ClientNotFound(f"No prescriber {prescriber_id}")
-    key = validate_public_jwk(public_jwk, ["body", "public_jwk"])
-    if key.thumbprint() == prescriber.key_thumbprint:
-        return prescriber_record(prescriber)
-    now = utcnow()
-    await repository.retire_current_key(session, prescriber.prescriber_id, now)
-    entry = _key_entry(prescriber.prescriber_id, key, now)
-    prescriber.public_jwk, prescriber.key_thumbprint = entry.public_jwk, entry.thumbprint
-    session.add(entry)
-    await session.flush()
-    return prescriber_record(prescriber)
-
-
-async def prescriber_keys(session: AsyncSession, prescriber_ids: Sequence[str]) -> dict[str, list[KeyPeriod]]:
-    """Every key each of these prescribers registered, oldest first (one query for them all)."""
-    found: dict[str, list[KeyPeriod]] = {pid: [] for pid in prescriber_ids}
-    for row in await repository.keys_of(session, prescriber_ids):
-        found[row.prescriber_id].append(KeyPeriod(*row))
-    return found
-
-
-async def set_prescriber_password(
-    session: AsyncSession, hasher: SecretHasher, prescriber_id: str, password: str
-) -> PrescriberRecord:
-    """Set the national-protocol password; the prescriber's existing tokens stop working at once."""
-    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
-    if prescriber is None:
-        raise ClientNotFound(f"No prescriber {prescriber_id}")
-    prescriber.password_hash = await hasher.hash(password)
-    prescriber.credentials_version += 1
-    await session.flush()
-    return prescriber_record(prescriber)
-
-
-def prescriber_principal_id(facility_code: str, prescriber_id: str) -> str:
-    """The `sub` of a prescriber's token: the facility it acts for, and who it is."""
-    return f"{facility_code}:{prescriber_id}"
-
-
-async def authenticate_prescriber(
-    session: AsyncSession,
-    runtime: Runtime,
-    *,
-    facility_code: str,
-    prescriber_id: str,
-    password: str,
-    address: str,
-    pace: throttle.Pace,
-) -> Principal:
-    """Sign a prescriber in at a facility with their password, behind the same guessing throttle.
-
-    Refused alike (401 invalid_client): unknown prescriber or facility, no password set, a wrong
-    one, a prescriber or facility not active, or a prescriber not registered at that facility.
-    """
-    facility_code, prescriber_id = facility_code.strip().upper(), prescriber_id.strip().upper()
-    settings = runtime.settings
-    # The same sequence as every other secret: counted first, per (prescriber, address) and address.
-    keys = throttle.secret_subjects(settings, client_id=prescriber_id, address=address)
-    known = throttle.known_key(prescriber_id, address)
-    found, is_known = await throttle.take(session, keys, known=known)
-    if found.blocked and not is_known:
-        raise throttle.refuse(found)
-    if found.slowed:
-        pace.slow_down(settings.throttle_delay_seconds)
-    prescriber = await repository.get_prescriber(session, prescriber_id)
-    ok = await runtime.hasher.verify(prescriber.password_hash if prescriber else None, password)
-    facility = await repository.get_facility(session, facility_code) if ok else None
-    if (
-        prescriber is None
-        or not ok
-        or prescriber.status != ClientStatus.ACTIVE
-        or facility is None
-        or facility.status != ClientStatus.ACTIVE
-        or not await repository.prescriber_works_at(session, prescriber_id, facility_code)
-    ):
-        pace.slow_down(settings.throttle_delay_seconds)
-        raise InvalidClient()
-    await throttle.give_back(session, keys, known=known, known_seconds=settings.throttle_known_pair_seconds)
-    return Principal(
-        kind=ClientKind.PRESCRIBER,
-        client_id=prescriber_principal_id(facility_code, prescriber_id),
-        credentials_version=prescriber.credentials_version,
-    )
-
-
-async def current_prescriber(
-    session: AsyncSession, principal: Principal
-) -> tuple[FacilityRecord, PrescriberRecord]:
-    """The facility and prescriber a prescriber's token acts for, re-checked now."""
-    facility_code, _, prescriber_id = principal.client_id.partition(":")
-    prescriber = await repository.get_prescriber(session, prescriber_id)
-    facility = await repository.get_facility(session, facility_code)
-    if (
-        principal.kind is not ClientKind.PRESCRIBER
-        or prescriber is None
-        or facility is None
-        or prescriber.credentials_version != principal.credentials_version
-    ):
-        raise Unauthorized("These credentials were replaced or removed; sign in again")
-    if prescriber.status != ClientStatus.ACTIVE or facility.status != ClientStatus.ACTIVE:
-        raise Unauthorized("This prescriber or facility is not active")
-    if not await repository.prescriber_works_at(session, prescriber_id, facility_code):
-        raise Unauthorized(f"Prescriber {prescriber_id} is no longer registered at facility {facility_code}")
-    return facility_record(facility), prescriber_record(prescriber)
-
-
-async def add_prescriber_at(session: AsyncSession, facility_code: str, prescriber_id: str) -> bool:
-    """Register a nationally registered prescriber at this facility; False when already there."""
-    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
-    if prescriber is None:
-        raise ClientNotFound(f"No prescriber {prescriber_id} in the national registry")
-    if prescriber.status == ClientStatus.REVOKED:
-        raise RegistryConflict(f"Prescriber {prescriber.prescriber_id} is revoked")
-    return await repository.link_prescriber(session, prescriber.prescriber_id, facility_code)
-
-
-async def remove_prescriber_at(session: AsyncSession, facility_code: str, prescriber_id: str) -> None:
-    """Remove a prescriber from this facility; their prescriptions stay as they are."""
-    if not await repository.unlink_prescriber(session, prescriber_id.strip().upper(), facility_code):
-        raise ClientNotFound(f"Prescriber {prescriber_id} is not registered at facility {facility_code}")
-
-
-async def get_prescriber(session: AsyncSession, prescriber_id: str) -> PrescriberRecord | None:
-    found = await repository.get_prescriber(session, prescriber_id)
-    return prescriber_record(found) if found else None
-
-
-async def prescriber_by_license(session: AsyncSession, license_no: str) -> PrescriberRecord | None:
-    found = await repository.prescriber_by_license(session, license_no)
-    return prescriber_record(found) if found else None
-
-
-async def works_at(session: AsyncSession, prescriber_id: str, facility_code: str) -> bool:
-    return await repository.prescriber_works_at(session, prescriber_id, facility_code)
-
-
-async def signer(
-    session: AsyncSession, prescriber_id: str, facility_code: str
-) -> tuple[PrescriberRecord, bool] | None:
-    """The prescriber a signature names, and whether they are registered at this facility."""
-    row = await repository.signer_at(session, prescriber_id, facility_code)
-    if row is None:
-        return None
-    return PrescriberRecord(*row[:6]), bool(row[6])
-
-
-async def prescribers_at_facility(session: AsyncSession, facility_code: str) -> list[PrescriberRecord]:
-    """Every prescriber registered at this facility, by name (the console offers the active ones)."""
-    return [prescriber_record(p) for p in await repository.prescribers_at_facility(session, facility_code)]
-
-
-async def active_prescriber_at(
-    session: AsyncSession, facility_code: str, prescriber_id: str
-) -> PrescriberRecord:
-    """The prescriber a console session acts as: active and registered at its facility."""
-    prescriber = await repository.get_prescriber(session, prescriber_id.strip().upper())
-    if (
-        prescriber is None
-        or prescriber.status != ClientStatus.ACTIVE
-        or not await repository.prescriber_works_at(session, prescriber.prescriber_id, facility_code)
-    ):
-        raise PrescriberNotAllowed(
-            f"Prescriber {prescriber_id} is not an active prescriber of facility {facility_code}"
-        )
-    return prescriber_record(prescriber)
-
-
 # ---- pharmacies ------------------------------------------------------------------------------
 
 
@@ -587,7 +358,7 @@ async def register_pharmacy(
 ) -> tuple[PharmacyRecord, str]:
     """Register an outlet; `connection_code` is only chosen by hand for fixed demo data."""
     for _ in range(20):
-        code = connection_code or f"{data.province_code}{KIND_PREFIX[data.kind]}{_random_id(6)}"
+        code = connection_code or f"{data.province_code}{KIND_PREFIX[data.kind]}{random_id(6)}"
         if await repository.get_pharmacy(session, code) is None:
             break
         if connection_code:
