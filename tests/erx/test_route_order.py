@@ -75,7 +75,8 @@ class TestNoSharedPaths:
             if other_name != name
             for route in mine
             for other in theirs
-            if other.path_regex.match(_sample(route.path)) and route.methods & other.methods
+            if other.path_regex.match(_sample(route.path))
+            and (route.methods or set()) & (other.methods or set())
         ]
         assert clashes == []
         # The check sees what it should: within one context, paths do overlap.
