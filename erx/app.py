@@ -15,9 +15,7 @@ from kit.app import build_app
 from kit.runtime import Runtime
 from kit.settings import Settings, get_settings
 from pharmacy_gateway import app as gateway
-from pharmacy_gateway.dispensing.api import router as dispensing_router
 from price_portal import app as portal
-from price_portal.api import router as portal_api_router
 
 
 def _runtime(settings: Settings | None, runtime: Runtime | None) -> Runtime:
@@ -26,7 +24,7 @@ def _runtime(settings: Settings | None, runtime: Runtime | None) -> Runtime:
 
 # The routers of most of the national day's requests: pharmacies' lookups and dispenses, then
 # the portal's price API (searches, product pages).
-BUSIEST: tuple[APIRouter, ...] = (dispensing_router, portal_api_router)
+BUSIEST: tuple[APIRouter, ...] = (*gateway.BUSIEST, *portal.BUSIEST)
 
 
 def by_traffic() -> list[APIRouter]:

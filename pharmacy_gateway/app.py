@@ -15,6 +15,8 @@ from pharmacy_gateway.fhir.api import router as fhir_router
 from pharmacy_gateway.national.api import router as national_router
 from pharmacy_gateway.prices.api import router as prices_router
 
+# Most of this context's traffic (and of the national day's): lookups and dispenses.
+BUSIEST: tuple[APIRouter, ...] = (dispensing_router,)
 ROUTERS: tuple[APIRouter, ...] = (
     dispensing_router,
     fhir_router,

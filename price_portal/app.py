@@ -14,6 +14,8 @@ from price_portal.api import router as api_router
 from price_portal.pages import router as pages_router
 from price_portal.patient_view.api import router as patient_router
 
+# Most of this context's traffic: the price API (searches, product pages).
+BUSIEST: tuple[APIRouter, ...] = (api_router,)
 ROUTERS: tuple[APIRouter, ...] = (api_router, patient_router, pages_router)
 
 
