@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey
 
 from kit.pii import PiiKeyError, PiiKeys, key_file, replace_key_file
 from kit.settings import Settings
@@ -125,7 +126,14 @@ class TestConfiguration:
 
     def test_production_refuses_to_start_without_identity_keys(self, tmp_path: Path) -> None:
         # Each process would otherwise generate keys of its own and encrypt what no other reads.
-        values = {"environment": "production", "DATABASE_URL": "postgresql://x/y", "data_dir": tmp_path}
+        # Production also needs the national signing keys (tests/erx/test_startup.py); here, one.
+        signing_key = {**ECKey.generate_key("P-256", private=True).as_dict(private=True), "kid": "pii-test"}
+        values = {
+            "environment": "production",
+            "DATABASE_URL": "postgresql://x/y",
+            "data_dir": tmp_path,
+            "signing_key": json.dumps(signing_key),
+        }
         with pytest.raises(ValueError, match="production needs ERX_IDENTITY_KEY") as refused:
             Settings.model_validate({**values, "identity_key": None})
         assert "input_value" not in str(refused.value)  # settings errors never echo the secrets
