@@ -270,6 +270,45 @@ async def _pace(session: SessionDep) -> Pace:
     return pace
 
 
+@dataclass(frozen=True)
+class SecretAttempt:
+    """An attempt at a secret, taken from its counters before the secret is checked."""
+
+    session: AsyncSession
+    settings: Settings
+    subjects: list[Subject]
+    known: str
+    pace: Pace
+
+    def failed(self) -> None:
+        """Counted already; a wrong secret is always answered late (gematik: delay on failure)."""
+        self.pace.slow_down(self.settings.throttle_delay_seconds)
+
+    async def succeeded(self) -> None:
+        """Give the attempt back and remember this (client, address) pair as known."""
+        await give_back(
+            self.session,
+            self.subjects,
+            known=self.known,
+            known_seconds=self.settings.throttle_known_pair_seconds,
+        )
+
+
+async def take_secret(
+    session: AsyncSession, settings: Settings, *, client_id: str, address: str, pace: Pace
+) -> SecretAttempt:
+    """Count an attempt at this client's secret from this address: 429 past the limit, unless
+    the pair is known (the owner signed in from here lately); slowed near it."""
+    subjects = secret_subjects(settings, client_id=client_id, address=address)
+    known = known_key(client_id, address)
+    found, is_known = await take(session, subjects, known=known)
+    if found.blocked and not is_known:
+        raise refuse(found)
+    if found.slowed:
+        pace.slow_down(settings.throttle_delay_seconds)
+    return SecretAttempt(session, settings, subjects, known, pace)
+
+
 def refuse(found: Verdict) -> Throttled:
     metrics.THROTTLED.inc()
     return Throttled(

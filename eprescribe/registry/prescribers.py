@@ -174,15 +174,10 @@ async def authenticate_prescriber(
     one, a prescriber or facility not active, or a prescriber not registered at that facility.
     """
     facility_code, prescriber_id = facility_code.strip().upper(), prescriber_id.strip().upper()
-    settings = runtime.settings
     # The same sequence as every other secret: counted first, per (prescriber, address) and address.
-    keys = throttle.secret_subjects(settings, client_id=prescriber_id, address=address)
-    known = throttle.known_key(prescriber_id, address)
-    found, is_known = await throttle.take(session, keys, known=known)
-    if found.blocked and not is_known:
-        raise throttle.refuse(found)
-    if found.slowed:
-        pace.slow_down(settings.throttle_delay_seconds)
+    attempt = await throttle.take_secret(
+        session, runtime.settings, client_id=prescriber_id, address=address, pace=pace
+    )
     prescriber = await repository.get_prescriber(session, prescriber_id)
     ok = await runtime.hasher.verify(prescriber.password_hash if prescriber else None, password)
     facility = await repository.get_facility(session, facility_code) if ok else None
@@ -194,9 +189,9 @@ async def authenticate_prescriber(
         or facility.status != ClientStatus.ACTIVE
         or not await repository.prescriber_works_at(session, prescriber_id, facility_code)
     ):
-        pace.slow_down(settings.throttle_delay_seconds)
+        attempt.failed()
         raise InvalidClient()
-    await throttle.give_back(session, keys, known=known, known_seconds=settings.throttle_known_pair_seconds)
+    await attempt.succeeded()
     return Principal(
         kind=ClientKind.PRESCRIBER,
         client_id=prescriber_principal_id(facility_code, prescriber_id),

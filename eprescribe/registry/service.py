@@ -184,21 +184,15 @@ async def authenticate(
     is never refused for a stranger's guesses from elsewhere.
     """
     client_id = client_id.strip()
-    settings = runtime.settings
-    keys = throttle.secret_subjects(settings, client_id=client_id, address=address)
-    known = throttle.known_key(client_id, address)
-    found, is_known = await throttle.take(session, keys, known=known)
-    if found.blocked and not is_known:
-        raise throttle.refuse(found)
-    if found.slowed:
-        pace.slow_down(settings.throttle_delay_seconds)
+    attempt = await throttle.take_secret(
+        session, runtime.settings, client_id=client_id, address=address, pace=pace
+    )
     client = await _client(session, kind, client_id)
     ok = await runtime.hasher.verify(client.secret_hash if client else None, secret)
     if client is None or not ok or client.status != ClientStatus.ACTIVE:
-        # Counted already; a wrong secret is always answered late (gematik: delay on failure).
-        pace.slow_down(settings.throttle_delay_seconds)
+        attempt.failed()
         raise InvalidClient()
-    await throttle.give_back(session, keys, known=known, known_seconds=settings.throttle_known_pair_seconds)
+    await attempt.succeeded()
     return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
 
 
