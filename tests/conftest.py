@@ -163,12 +163,16 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster.stop()
 
 
+def new_signing_key() -> str:
+    """A national signing key as ERX_SIGNING_KEY holds it: a private EC P-256 JWK with its kid."""
+    key = ECKey.generate_key("P-256", private=True)
+    return json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
+
+
 @pytest.fixture(scope="session")
 def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Databases:
-    key = ECKey.generate_key("P-256", private=True)
-    signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
     return Databases(
-        tmp_path_factory.mktemp("templates"), signing_key, lambda: request.getfixturevalue("pg_cluster")
+        tmp_path_factory.mktemp("templates"), new_signing_key(), lambda: request.getfixturevalue("pg_cluster")
     )
 
 

@@ -9,7 +9,6 @@ hashing and no throttle delay.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import time
@@ -17,19 +16,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from joserfc.jwk import ECKey
 
 from eprescribe.registry import service as registry
 from erx.migrate import upgrade_async
 from kit.pii import PiiKeys
 from kit.runtime import Runtime
-from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings
+from tests.conftest import ADMIN_ID, ADMIN_SECRET, make_settings, new_signing_key
 
 
 async def deployment_environment(root: Path, database_url: str, **extra: str) -> dict[str, str]:
     """Migrate `database_url`, add the tests' admin client, and return the processes' environment."""
-    key = ECKey.generate_key("P-256", private=True)
-    signing_key = json.dumps({**key.as_dict(private=True), "kid": key.thumbprint()[:16]})
+    signing_key = new_signing_key()
     identity_key = PiiKeys.generate().to_json()
     settings = make_settings(root / "seed", database_url, signing_key=signing_key, identity_key=identity_key)
     await upgrade_async(settings)

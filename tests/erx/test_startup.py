@@ -9,17 +9,16 @@ and the deployed ASGI factories all refuse before doing anything, naming the set
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from joserfc.jwk import ECKey
 
 from kit.pii import PiiKeys
 from kit.settings import Settings
+from tests.conftest import new_signing_key
 from tests.pg import Cluster, free_port
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,9 +28,7 @@ UNREACHABLE = "postgresql://erx@127.0.0.1:1/erx"
 REFUSAL = "production needs ERX_IDENTITY_KEY"
 SIGNING_REFUSAL = "production needs ERX_SIGNING_KEY"
 IDENTITY_KEY = PiiKeys.generate().to_json()
-SIGNING_KEY = json.dumps(
-    {**ECKey.generate_key("P-256", private=True).as_dict(private=True), "kid": "startup-test"}
-)
+SIGNING_KEY = new_signing_key()
 
 
 def _env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:

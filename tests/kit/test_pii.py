@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from joserfc.jwk import ECKey
 
 from kit.pii import PiiKeyError, PiiKeys, key_file, replace_key_file
 from kit.settings import Settings
+from tests.conftest import new_signing_key
 
 NATIONAL_ID = "prescription.patient_national_id"
 
@@ -127,12 +127,11 @@ class TestConfiguration:
     def test_production_refuses_to_start_without_identity_keys(self, tmp_path: Path) -> None:
         # Each process would otherwise generate keys of its own and encrypt what no other reads.
         # Production also needs the national signing keys (tests/erx/test_startup.py); here, one.
-        signing_key = {**ECKey.generate_key("P-256", private=True).as_dict(private=True), "kid": "pii-test"}
         values = {
             "environment": "production",
             "DATABASE_URL": "postgresql://x/y",
             "data_dir": tmp_path,
-            "signing_key": json.dumps(signing_key),
+            "signing_key": new_signing_key(),
         }
         with pytest.raises(ValueError, match="production needs ERX_IDENTITY_KEY") as refused:
             Settings.model_validate({**values, "identity_key": None})
