@@ -45,7 +45,7 @@ from eprescribe.registry.prescribers import (
     validate_public_jwk,
     works_at,
 )
-from eprescribe.registry.records import facility_record, pharmacy_record, prescriber_record, random_id
+from eprescribe.registry.records import facility_record, pharmacy_record, random_id
 from eprescribe.registry.schemas import (
     AdminRecord,
     ClientStatus,
@@ -66,13 +66,12 @@ from kit.time import utcnow
 if TYPE_CHECKING:
     from kit.database import AnyRow
 
-# Prescribers live in their own module (eprescribe/registry/prescribers.py) and the records in
-# eprescribe/registry/records.py; other contexts reach both here, through the registry's service.
+# Prescribers live in their own module (eprescribe/registry/prescribers.py); other contexts
+# reach them here, through the registry's service.
 __all__ = [
     "KIND_PREFIX",
     "TOKEN_FIELD_LIMITS",
     "TRANSITIONS",
-    "CurrentT",
     "Registrant",
     "StatusAction",
     "active_prescriber_at",
@@ -87,7 +86,6 @@ __all__ = [
     "current_pharmacy",
     "current_prescriber",
     "facilities_by_codes",
-    "facility_record",
     "get_facility",
     "get_pharmacy",
     "get_prescriber",
@@ -97,12 +95,10 @@ __all__ = [
     "pharmacies_by_ids",
     "pharmacies_with_code_prefix",
     "pharmacy_from_row",
-    "pharmacy_record",
     "pharmacy_records_query",
     "prescriber_by_license",
     "prescriber_keys",
     "prescriber_principal_id",
-    "prescriber_record",
     "prescribers_at_facility",
     "provinces",
     "register_facility",
