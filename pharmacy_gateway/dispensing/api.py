@@ -17,7 +17,7 @@ from kit.runtime import RuntimeDep, client_address
 from kit.throttle import PaceDep
 from kit.time import start_of_vn_day
 from kit.web import model_response
-from pharmacy_gateway.deps import CurrentPharmacy
+from pharmacy_gateway.deps import PharmacyCallDep
 from pharmacy_gateway.dispensing import service
 from pharmacy_gateway.dispensing.schemas import (
     DispenseCreate,
@@ -59,17 +59,10 @@ async def issue_token(
 
 
 @router.get("/prescriptions/{code}", response_model=GatewayPrescription, responses=ERRORS)
-async def lookup_prescription(
-    code: str,
-    pace: PaceDep,
-    request: Request,
-    pharmacy: CurrentPharmacy,
-    session: SessionDep,
-    runtime: RuntimeDep,
-) -> Response:
+async def lookup_prescription(code: str, call: PharmacyCallDep) -> Response:
     """Read a prescription by its typed code or the full text of its QR code (case-insensitive)."""
     found = await service.lookup(
-        session, runtime, pharmacy=pharmacy, text=code, address=client_address(request), pace=pace
+        call.session, call.runtime, pharmacy=call.pharmacy, text=code, address=call.address, pace=call.pace
     )
     return model_response(found)
 
@@ -80,23 +73,19 @@ async def lookup_prescription(
 async def dispense(
     code: str,
     body: DispenseCreate,
-    pace: PaceDep,
-    request: Request,
-    pharmacy: CurrentPharmacy,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    call: PharmacyCallDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Report a sale: all lines or none; a retry with the same Idempotency-Key gets the first answer."""
     outcome = await service.dispense(
-        session,
-        runtime,
-        pharmacy=pharmacy,
+        call.session,
+        call.runtime,
+        pharmacy=call.pharmacy,
         code_text=code,
         body=body,
         idempotency_key=idempotency_key,
-        address=client_address(request),
-        pace=pace,
+        address=call.address,
+        pace=call.pace,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -105,19 +94,16 @@ async def dispense(
 async def void_dispense(
     dispense_id: str,
     body: VoidRequest,
-    request: Request,
-    pharmacy: CurrentPharmacy,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    call: PharmacyCallDep,
 ) -> DispenseVoided:
     """Void this pharmacy's own dispense within the void window; the quantities return."""
     return await service.void(
-        session,
-        runtime,
-        pharmacy=pharmacy,
+        call.session,
+        call.runtime,
+        pharmacy=call.pharmacy,
         dispense_id=dispense_id,
         reason=body.reason,
-        address=client_address(request),
+        address=call.address,
     )
 
 
@@ -136,8 +122,7 @@ def _end(value: Instant | None) -> datetime | None:
 
 @router.get("/dispenses", response_model=DispensePage, responses=ERRORS)
 async def list_dispenses(
-    pharmacy: CurrentPharmacy,
-    session: SessionDep,
+    call: PharmacyCallDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[PageOffset, Query()] = 0,
     since: Annotated[
@@ -149,5 +134,10 @@ async def list_dispenses(
 ) -> DispensePage:
     """This pharmacy's own dispenses, newest first, with their lines; voided ones are flagged."""
     return await service.history(
-        session, pharmacy=pharmacy, since=_start(since), until=_end(until), limit=limit, offset=offset
+        call.session,
+        pharmacy=call.pharmacy,
+        since=_start(since),
+        until=_end(until),
+        limit=limit,
+        offset=offset,
     )

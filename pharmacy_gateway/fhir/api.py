@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from kit.database import SessionDep
 from kit.errors import ERRORS
-from kit.runtime import client_address
-from pharmacy_gateway.deps import CurrentPharmacy
+from pharmacy_gateway.deps import PharmacyCallDep
 from pharmacy_gateway.fhir import service
 
 router = APIRouter(prefix="/gateway/v1", tags=["FHIR R4"])
@@ -19,11 +17,9 @@ FHIR_JSON = "application/fhir+json"
     "/dispenses/{dispense_id}/fhir",
     responses={200: {"content": {FHIR_JSON: {}}}, **ERRORS},
 )
-async def dispense_as_fhir(
-    dispense_id: str, request: Request, pharmacy: CurrentPharmacy, session: SessionDep
-) -> JSONResponse:
+async def dispense_as_fhir(dispense_id: str, call: PharmacyCallDep) -> JSONResponse:
     """One of this pharmacy's dispenses as a FHIR R4 Bundle: a MedicationDispense per line."""
     bundle = await service.dispense_fhir(
-        session, pharmacy=pharmacy, dispense_id=dispense_id, address=client_address(request)
+        call.session, pharmacy=call.pharmacy, dispense_id=dispense_id, address=call.address
     )
     return JSONResponse(bundle, media_type=FHIR_JSON)

@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from kit.database import SessionDep
 from kit.errors import PROBLEM
 from kit.inputs import JsonBody
 from kit.time import vn_time
-from pharmacy_gateway.deps import CurrentPharmacy
+from pharmacy_gateway.deps import PharmacyCallDep
 from pharmacy_gateway.prices import service
 from pharmacy_gateway.prices.schemas import PriceListIn, PublishResult
 
@@ -36,14 +35,14 @@ def _inline_schema() -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": _inline_schema()}}}
     },
 )
-async def publish_prices(body: JsonBody, pharmacy: CurrentPharmacy, session: SessionDep) -> PublishResult:
+async def publish_prices(body: JsonBody, call: PharmacyCallDep) -> PublishResult:
     """Replace this pharmacy's listed price of each product (up to 5,000) and keep the history.
 
     Each item is checked against the catalogue: an unknown product, a price that is not a
     positive whole number of dong, or a unit other than the product's refuses the whole list
     with one error per item, and nothing is applied.
     """
-    report = await service.publish_prices(session, pharmacy, service.parse_price_list(body))
+    report = await service.publish_prices(call.session, call.pharmacy, service.parse_price_list(body))
     return PublishResult(
         accepted=report.accepted,
         created=report.created,
