@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kit import observability
 from kit.database import Database
-from kit.security import KeyRing, SecretHasher, TokenService
+from kit.security import ClientKind, KeyRing, Principal, SecretHasher, TokenService, bearer_token
 from kit.settings import Settings
 
 
@@ -53,6 +54,19 @@ async def _runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def authenticate(request: Request, kind: ClientKind) -> tuple[Runtime, Principal]:
+    """The process's runtime and the request's caller, whose bearer token must be a valid one of
+    `kind` (401 or 403 otherwise), noted for the request's log line.
+
+    The one check every client door starts with; the door then re-checks the client's record
+    in its own transaction (suspended or revoked refuses the token).
+    """
+    runtime: Runtime = request.app.state.runtime
+    principal = runtime.tokens.verify(bearer_token(request), expected=kind)
+    observability.note_client(principal.kind, principal.client_id)
+    return runtime, principal
 
 
 def client_address(request: Request) -> str:

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
-from kit import observability, throttle
+from kit import throttle
 from kit.database import request_transaction
-from kit.runtime import Runtime, client_address
-from kit.security import PHARMACY_CLIENTS, ClientKind, bearer_token
+from kit.runtime import Runtime, authenticate, client_address
+from kit.security import PHARMACY_CLIENTS, ClientKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,12 @@ class PharmacyCall:
 
 async def _pharmacy_call(
     request: Request,
-    # Declares the token in the OpenAPI schema; `bearer_token` reads and refuses it.
+    # Declares the token in the OpenAPI schema; `authenticate` reads and refuses it.
     _token: Annotated[str | None, Security(PHARMACY_CLIENTS)],
 ) -> AsyncIterator[PharmacyCall]:
     # One dependency in place of five (session, runtime, pharmacy, pace, request): FastAPI
     # solves each dependency on every request, and these routes carry the pharmacies' traffic.
-    runtime: Runtime = request.app.state.runtime
-    principal = runtime.tokens.verify(bearer_token(request), expected=ClientKind.PHARMACY)
-    observability.note_client(principal.kind, principal.client_id)
+    runtime, principal = authenticate(request, ClientKind.PHARMACY)
     async with request_transaction(runtime.database) as session:
         pace = throttle.pace_for(session)
         pharmacy = await registry.current_pharmacy(session, principal)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from eprescribe.fhir import service
 from eprescribe.prescriptions.schemas import PrescriptionCreated, PrescriptionSubmit
-from eprescribe.registry.deps import CurrentFacility
-from kit.database import SessionDep
+from eprescribe.registry.deps import FacilityCallDep
 from kit.errors import ERRORS
-from kit.runtime import RuntimeDep, client_address
 
 router = APIRouter(tags=["FHIR R4"])
 FHIR_JSON = "application/fhir+json"
@@ -23,10 +21,7 @@ FHIR_JSON = "application/fhir+json"
 )
 async def submit_fhir_prescription(
     body: PrescriptionSubmit,
-    request: Request,
-    facility: CurrentFacility,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    call: FacilityCallDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Store a prescription written as a FHIR MedicationRequest Bundle, signed as `{"jws"}` (ES256).
@@ -35,12 +30,12 @@ async def submit_fhir_prescription(
     checked as for `POST /api/v1/prescriptions`, and the answer is the same.
     """
     outcome = await service.submit(
-        session,
-        runtime,
-        facility=facility,
+        call.session,
+        call.runtime,
+        facility=call.facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=runtime.settings.public_url,
+        base_url=call.runtime.settings.public_url,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -49,9 +44,7 @@ async def submit_fhir_prescription(
     "/api/v1/prescriptions/{code}/fhir",
     responses={200: {"content": {FHIR_JSON: {}}}, **ERRORS},
 )
-async def prescription_as_fhir(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
-) -> JSONResponse:
+async def prescription_as_fhir(code: str, call: FacilityCallDep) -> JSONResponse:
     """This facility's prescription as a FHIR R4 Bundle: a MedicationRequest per line, the people and places."""
-    bundle = await service.export(session, facility, code, address=client_address(request))
+    bundle = await service.export(call.session, call.facility, code, address=call.address)
     return JSONResponse(bundle, media_type=FHIR_JSON)

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from eprescribe.national import service
-from eprescribe.national.deps import CurrentPrescriber
+from eprescribe.national.deps import PrescriberCallDep
 from eprescribe.national.routing import JSON_BODY, DialectRoute
-from eprescribe.registry.deps import CurrentFacility
+from eprescribe.registry.deps import FacilityCallDep
 from kit.database import SessionDep
 from kit.runtime import RuntimeDep, client_address
 from kit.throttle import PaceDep
@@ -42,25 +42,21 @@ async def prescriber_sign_in(
 
 
 @router.post("/api/v1/them-bac-si", openapi_extra=JSON_BODY)
-async def add_prescriber(request: Request, facility: CurrentFacility, session: SessionDep) -> dict[str, Any]:
+async def add_prescriber(request: Request, call: FacilityCallDep) -> dict[str, Any]:
     """Register a prescriber of the national registry at this facility: `{ma_lien_thong_bac_si}`."""
-    return await service.add_prescriber(session, facility, await request.body())
+    return await service.add_prescriber(call.session, call.facility, await request.body())
 
 
 @router.post("/api/v1/xoa-bac-si", openapi_extra=JSON_BODY)
-async def remove_prescriber(
-    request: Request, facility: CurrentFacility, session: SessionDep
-) -> dict[str, Any]:
+async def remove_prescriber(request: Request, call: FacilityCallDep) -> dict[str, Any]:
     """Remove a prescriber from this facility: `{ma_lien_thong_bac_si}`."""
-    return await service.remove_prescriber(session, facility, await request.body())
+    return await service.remove_prescriber(call.session, call.facility, await request.body())
 
 
 @router.post("/api/v1/gui-don-thuoc", openapi_extra=JSON_BODY)
 async def submit_prescription(
     request: Request,
-    signed_in: CurrentPrescriber,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    call: PrescriberCallDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     """Submit a prescription in the national protocol's fields, signed (JWS ES256) by the prescriber.
@@ -69,11 +65,11 @@ async def submit_prescription(
     `{"success": "<message>", "danh_sach_cac_loi": [{truong, ma_loi, thong_bao}]}`.
     """
     return await service.submit(
-        session,
-        runtime,
-        facility=signed_in.facility,
-        prescriber=signed_in.prescriber,
+        call.session,
+        call.runtime,
+        facility=call.facility,
+        prescriber=call.prescriber,
         raw_body=await request.body(),
         idempotency_key=idempotency_key,
-        base_url=runtime.settings.public_url,
+        base_url=call.runtime.settings.public_url,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
 from eprescribe.prescriptions import qr, service
@@ -17,11 +17,10 @@ from eprescribe.prescriptions.schemas import (
     PrescriptionSubmit,
     PrescriptionView,
 )
-from eprescribe.registry.deps import CurrentFacility
+from eprescribe.registry.deps import FacilityCall, FacilityCallDep
 from kit.audit import AccessAction
-from kit.database import SessionDep
 from kit.errors import ERRORS
-from kit.runtime import Runtime, RuntimeDep, client_address
+from kit.runtime import Runtime
 from kit.time import vn_time
 
 router = APIRouter(tags=["prescriptions"])
@@ -35,20 +34,17 @@ router = APIRouter(tags=["prescriptions"])
 )
 async def submit_prescription(
     body: PrescriptionSubmit,
-    request: Request,
-    facility: CurrentFacility,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    call: FacilityCallDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Store a prescription signed (ES256 JWS) by a prescriber of this facility."""
     outcome = await service.submit(
-        session,
-        runtime,
-        facility=facility,
+        call.session,
+        call.runtime,
+        facility=call.facility,
         compact_jws=body.jws,
         idempotency_key=idempotency_key,
-        base_url=runtime.settings.public_url,
+        base_url=call.runtime.settings.public_url,
     )
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
@@ -94,20 +90,16 @@ def _view(record: service.FacilityRead, base_url: str, runtime: Runtime) -> Pres
 
 
 @router.get("/api/v1/prescriptions/{code}", response_model=PrescriptionView, responses=ERRORS)
-async def read_prescription(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep, runtime: RuntimeDep
-) -> PrescriptionView:
+async def read_prescription(code: str, call: FacilityCallDep) -> PrescriptionView:
     """Read a prescription this facility issued, with dispensed and remaining per line."""
-    record = await service.read_for_facility(session, facility, code, address=client_address(request))
-    return _view(record, runtime.settings.public_url, runtime)
+    record = await service.read_for_facility(call.session, call.facility, code, address=call.address)
+    return _view(record, call.runtime.settings.public_url, call.runtime)
 
 
-async def _qr(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep, fmt: str
-) -> Response:
+async def _qr(code: str, call: FacilityCall, fmt: str) -> Response:
     action = AccessAction.QR_PNG if fmt == "png" else AccessAction.QR_SVG
     record = await service.read_for_facility(
-        session, facility, code, action=action, address=client_address(request)
+        call.session, call.facility, code, action=action, address=call.address
     )
     text = record.prescription.qr_text
     if fmt == "png":
@@ -119,22 +111,18 @@ async def _qr(
     "/api/v1/prescriptions/{code}/qr.png",
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
 )
-async def prescription_qr_png(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
-) -> Response:
+async def prescription_qr_png(code: str, call: FacilityCallDep) -> Response:
     """The QR code of the paper prescription as PNG: `CODE.<signed summary>`."""
-    return await _qr(code, request, facility, session, "png")
+    return await _qr(code, call, "png")
 
 
 @router.get(
     "/api/v1/prescriptions/{code}/qr.svg",
     responses={200: {"content": {"image/svg+xml": {}}}, **ERRORS},
 )
-async def prescription_qr_svg(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
-) -> Response:
+async def prescription_qr_svg(code: str, call: FacilityCallDep) -> Response:
     """The QR code of the paper prescription as SVG."""
-    return await _qr(code, request, facility, session, "svg")
+    return await _qr(code, call, "svg")
 
 
 @router.post(
@@ -142,17 +130,10 @@ async def prescription_qr_svg(
     response_model=PrescriptionView,
     responses=ERRORS,
 )
-async def cancel_prescription(
-    code: str,
-    body: CancelRequest,
-    request: Request,
-    facility: CurrentFacility,
-    session: SessionDep,
-    runtime: RuntimeDep,
-) -> PrescriptionView:
+async def cancel_prescription(code: str, body: CancelRequest, call: FacilityCallDep) -> PrescriptionView:
     """Cancel a prescription of this facility while nothing of it is dispensed."""
-    record = await service.cancel(session, facility, code, body.reason, client_address(request))
-    return _view(record, runtime.settings.public_url, runtime)
+    record = await service.cancel(call.session, call.facility, code, body.reason, call.address)
+    return _view(record, call.runtime.settings.public_url, call.runtime)
 
 
 @router.get(
@@ -160,11 +141,9 @@ async def cancel_prescription(
     response_model=list[AccessLogView],
     responses=ERRORS,
 )
-async def prescription_access_log(
-    code: str, request: Request, facility: CurrentFacility, session: SessionDep
-) -> list[AccessLogView]:
+async def prescription_access_log(code: str, call: FacilityCallDep) -> list[AccessLogView]:
     """Who read or changed this prescription, and when."""
-    entries = await service.access_log(session, facility, code, client_address(request))
+    entries = await service.access_log(call.session, call.facility, code, call.address)
     return [
         AccessLogView(at=vn_time(e.at), actor_kind=e.actor_kind, actor_code=e.actor_code, action=e.action)
         for e in entries

@@ -116,6 +116,23 @@ class TestDoctors:
         assert again.status_code == 422
         assert "ma_lien_thong_bac_si" in fields(again)
 
+    async def test_suspending_the_facility_stops_its_doctors_at_once(self, harness: Harness) -> None:
+        c = await clinic(harness.api)
+        token = await doctor_token(harness.client, c)
+        admin = await harness.api.admin_headers()
+        code = c.facility.facility_code
+        suspended = await harness.client.post(f"/api/v1/facilities/{code}/suspend", headers=admin)
+        assert suspended.status_code == 200, suspended.text
+        refused = await send(harness.client, token, signed(his_body(c), c.doctor))
+        assert refused.status_code == 401, refused.text
+        assert await stored_count(harness, code) == 0
+        # The same token works again once the facility is reinstated: nothing was revoked, only refused.
+        restored = await harness.client.post(f"/api/v1/facilities/{code}/reinstate", headers=admin)
+        assert restored.status_code == 200, restored.text
+        accepted = await send(harness.client, token, signed(his_body(c), c.doctor))
+        assert accepted.status_code == 200, accepted.text
+        assert await stored_count(harness, code) == 1
+
     async def test_unknown_doctor_cannot_be_added(self, harness: Harness) -> None:
         c = await clinic(harness.api)
         token = (await facility_login(harness.client, c.facility)).json()["token"]
