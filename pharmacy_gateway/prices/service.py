@@ -19,7 +19,7 @@ from eprescribe.catalogue.schemas import Product
 from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
 from kit.time import start_of_vn_day, utcnow, vn_today
-from pharmacy_gateway.prices import publication, repository
+from pharmacy_gateway.prices import publication, repository, search
 from pharmacy_gateway.prices.schemas import (
     BasketLine,
     BasketTotal,
@@ -144,21 +144,21 @@ def public_filter(
 
 async def count(session: AsyncSession, where: ListingFilter) -> int:
     """How many listings the filter sees (exact, from the counts every change keeps)."""
-    return await repository.count_listings(session, where)
+    return await search.count_listings(session, where)
 
 
 async def page(
     session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
 ) -> list[Listing]:
     """One page of listings in the given order (price, -price, updated)."""
-    return await repository.page_listings(session, where, sort, limit, offset)
+    return await search.page_listings(session, where, sort, limit, offset)
 
 
 async def page_with_total(
     session: AsyncSession, where: ListingFilter, sort: str, limit: int, offset: int
 ) -> tuple[int, list[Listing]]:
     """How many listings the filter sees, and one page of them in the given order."""
-    total, found = await repository.page_with_total(session, where, sort, limit, offset)
+    total, found = await search.page_with_total(session, where, sort, limit, offset)
     return total, [listing for listing, _ in found]
 
 
@@ -169,7 +169,7 @@ async def page_with_products_and_outlets(
 
     The catalogue's and the registry's rows are joined through the queries their services lend.
     """
-    total, found = await repository.page_with_total(session, where, sort, limit, offset, JOINED)
+    total, found = await search.page_with_total(session, where, sort, limit, offset, JOINED)
     rows = [
         (listing, catalogue.product_from_row(product), registry.pharmacy_from_row(outlet))
         for listing, (product, outlet) in found
@@ -181,7 +181,7 @@ async def page_by_distance(
     session: AsyncSession, where: ListingFilter, near: tuple[float, float], limit: int, offset: int
 ) -> list[Listing]:
     """One page of listings, nearest outlet first."""
-    return await repository.page_listings_by_distance(session, where, near[0], near[1], limit, offset)
+    return await search.page_listings_by_distance(session, where, near[0], near[1], limit, offset)
 
 
 async def chunk(
@@ -200,7 +200,7 @@ def stream(
 
 async def stats(session: AsyncSession, where: ListingFilter) -> PriceStats:
     """Lowest, median and highest listed price (median of an even count: the rounded mean)."""
-    listed, low, high, middle = await repository.price_summary(session, where)
+    listed, low, high, middle = await search.price_summary(session, where)
     if listed == 0 or low is None or high is None or not middle:
         return PriceStats(None, None, None, 0)
     median = middle[0] if len(middle) == 1 else (middle[0] + middle[1] + 1) // 2
@@ -211,7 +211,7 @@ async def lowest_prices(
     session: AsyncSession, drug_ids: Sequence[int], where: ListingFilter
 ) -> dict[int, tuple[int, int]]:
     """drug id -> (lowest listed price, outlets listing it)."""
-    return await repository.min_price_by_drug(session, drug_ids, where)
+    return await search.min_price_by_drug(session, drug_ids, where)
 
 
 def _median(ordered: Sequence[int]) -> int:
