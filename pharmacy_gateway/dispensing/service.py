@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from statistics import median_low
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,26 +18,29 @@ from eprescribe.registry import service as registry
 from eprescribe.registry.schemas import PharmacyRecord
 from kit import audit, idempotency, metrics, throttle
 from kit.audit import AccessAction, ActorKind, Refusal
-from kit.errors import FieldErrors, InvalidContent, Throttled, field_error
+from kit.errors import Throttled
 from kit.runtime import Runtime
 from kit.security import ClientKind, IssuedToken
 from kit.time import utcnow, vn_time, vn_today
-from pharmacy_gateway.dispensing import repository
+from pharmacy_gateway.dispensing import checks, repository
 from pharmacy_gateway.dispensing.exceptions import ControlledLicenceRequired, DispenseNotFound, VoidRefused
-from pharmacy_gateway.dispensing.models import Dispense, DispenseLine
+
+# The dispense history's reads sit in a module of their own; this service stays the one door to them.
+from pharmacy_gateway.dispensing.history import PatientDispense as PatientDispense
+from pharmacy_gateway.dispensing.history import SoldLine as SoldLine
+from pharmacy_gateway.dispensing.history import dispenses_for_patient as dispenses_for_patient
+from pharmacy_gateway.dispensing.history import history as history
+from pharmacy_gateway.dispensing.history import own_dispense as own_dispense
+from pharmacy_gateway.dispensing.history import own_dispense_by_receipt as own_dispense_by_receipt
+from pharmacy_gateway.dispensing.history import paid_price_medians as paid_price_medians
 from pharmacy_gateway.dispensing.schemas import (
     DispenseCreate,
-    DispensedLineView,
-    DispensePage,
-    DispenseView,
     DispenseVoided,
     GatewayItem,
     GatewayPrescription,
     LineBalance,
     PatientSummary,
-    Pharmacist,
     Substitute,
-    receipt_id_prefix,
 )
 
 # The access log's code column holds 14 characters: an unparsable guess keeps a recognisable head.
@@ -241,73 +242,6 @@ async def lookup_record(
 # ---- dispensing ---------------------------------------------------------------------------
 
 
-async def _products_for_lines(
-    session: AsyncSession, body: DispenseCreate, locked: PrescriptionRecord, today: date
-) -> dict[int, int]:
-    """Check every requested product against its line; return the quantity asked per line_no."""
-    by_line = {line.line_no: line for line in locked.lines}
-    products = await catalogue.products_by_registration(session, [i.registration_no for i in body.items])
-    errors: FieldErrors = []
-    wanted: dict[int, int] = defaultdict(int)
-    for index, requested in enumerate(body.items):
-        loc: list[str | int] = ["body", "items", index]
-        line = by_line.get(requested.line_no)
-        if line is None:
-            errors.append(
-                field_error(
-                    [*loc, "line_no"],
-                    f"the prescription has no line {requested.line_no}",
-                    "line_not_on_prescription",
-                    line=requested.line_no,
-                )
-            )
-            continue
-        product = products.get(requested.registration_no)
-        if product is None:
-            errors.append(
-                field_error(
-                    [*loc, "registration_no"], "no such product in the national catalogue", "not_in_catalogue"
-                )
-            )
-            continue
-        if product.key != line.key:
-            errors.append(
-                field_error(
-                    [*loc, "registration_no"],
-                    "the product's active ingredient, strength or dosage form differs from the prescribed line",
-                    "product_differs_from_line",
-                )
-            )
-            continue
-        if requested.expiry_date is not None and requested.expiry_date < today:
-            errors.append(field_error([*loc, "expiry_date"], "this batch has expired", "batch_expired"))
-            continue
-        wanted[requested.line_no] += requested.quantity
-    if errors:
-        raise InvalidContent.from_errors(errors)
-    return dict(wanted)
-
-
-def _check_remaining(body: DispenseCreate, wanted: dict[int, int], locked: PrescriptionRecord) -> None:
-    remaining = {line.line_no: line.remaining for line in locked.lines}
-    errors: FieldErrors = []
-    for line_no, quantity in wanted.items():
-        if quantity > remaining[line_no]:
-            index = next(i for i, item in enumerate(body.items) if item.line_no == line_no)
-            errors.append(
-                field_error(
-                    ["body", "items", index, "quantity"],
-                    f"{quantity} asked for line {line_no}, only {remaining[line_no]} remain",
-                    "quantity_exceeds_remaining",
-                    asked=quantity,
-                    line=line_no,
-                    remaining=remaining[line_no],
-                )
-            )
-    if errors:
-        raise QuantityExceeded(errors[0]["msg"], errors=errors)
-
-
 async def _check_dispensable(
     session: AsyncSession, pharmacy: PharmacyRecord, locked: PrescriptionRecord, address: str, now: datetime
 ) -> None:
@@ -396,8 +330,8 @@ async def _dispense(
     )
     now = utcnow()
     await _check_dispensable(session, pharmacy, locked, address, now)
-    wanted = await _products_for_lines(session, body, locked, vn_today(now))
-    _check_remaining(body, wanted, locked)
+    wanted = await checks.products_for_lines(session, body, locked, vn_today(now))
+    checks.check_remaining(body, wanted, locked)
     moved = await prescriptions.move_quantities(session, locked, wanted)
     if moved is None:
         # The guard of last resort: the conditional UPDATE found less than the locked read said.
@@ -488,135 +422,3 @@ async def void(
             for line_no, (d, r) in sorted(moved.balances.items())
         ],
     )
-
-
-# ---- history ------------------------------------------------------------------------------
-
-
-def _dispense_view(record: Dispense, lines: list[DispenseLine]) -> DispenseView:
-    return DispenseView(
-        dispense_id=record.dispense_id,
-        prescription_code=record.prescription_code,
-        created_at=vn_time(record.created_at),
-        pharmacist=Pharmacist(full_name=record.pharmacist_full_name, license_no=record.pharmacist_license_no),
-        voided=record.voided_at is not None,
-        voided_at=vn_time(record.voided_at) if record.voided_at else None,
-        void_reason=record.void_reason,
-        items=[
-            DispensedLineView(
-                line_no=line.line_no,
-                registration_no=line.registration_no,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                batch_no=line.batch_no,
-                expiry_date=line.expiry_date,
-            )
-            for line in lines
-        ],
-    )
-
-
-async def history(
-    session: AsyncSession,
-    *,
-    pharmacy: PharmacyRecord,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-    offset: int,
-) -> DispensePage:
-    """This pharmacy's own dispenses, newest first, voided ones included and flagged."""
-    total, records = await repository.history(
-        session, pharmacy_id=pharmacy.id, since=since, until=until, limit=limit, offset=offset
-    )
-    lines = await repository.lines_of(session, [r.id for r in records if r.id is not None])
-    return DispensePage(
-        total=total,
-        limit=limit,
-        offset=offset,
-        items=[_dispense_view(r, lines.get(r.id or 0, [])) for r in records],
-    )
-
-
-async def own_dispense(session: AsyncSession, *, pharmacy: PharmacyRecord, dispense_id: str) -> DispenseView:
-    """Return one of this pharmacy's own dispenses (a receipt); another pharmacy's is never found."""
-    record = await repository.get_dispense(session, dispense_id=dispense_id.strip(), pharmacy_id=pharmacy.id)
-    if record is None or record.id is None:
-        raise DispenseNotFound(dispense_id)
-    lines = (await repository.lines_of(session, [record.id], prescription_code=record.prescription_code)).get(
-        record.id, []
-    )
-    return _dispense_view(record, lines)
-
-
-# ---- what the public side reads ---------------------------------------------------------------
-
-
-async def paid_price_medians(
-    session: AsyncSession, *, registration_no: str, since: datetime
-) -> dict[int, tuple[int, int]]:
-    """Median unit price actually paid per pharmacy id, and the number of sales, since `since`."""
-    prices: dict[int, list[int]] = defaultdict(list)
-    for pharmacy_id, unit_price in await repository.paid_prices(
-        session, registration_no=registration_no, since=since
-    ):
-        prices[pharmacy_id].append(unit_price)
-    # median_low keeps the answer an integer number of dong that some sale actually paid.
-    return {pharmacy_id: (median_low(paid), len(paid)) for pharmacy_id, paid in prices.items()}
-
-
-@dataclass(frozen=True)
-class SoldLine:
-    registration_no: str
-    quantity: int
-
-
-@dataclass(frozen=True)
-class PatientDispense:
-    """A dispense as the patient sees it: where, when, what; never the pharmacist's licence."""
-
-    pharmacy_name: str
-    pharmacy_address: str
-    created_at: datetime
-    voided: bool
-    lines: list[SoldLine]
-
-
-async def dispenses_for_patient(
-    session: AsyncSession, prescription_id: int, *, code: str
-) -> list[PatientDispense]:
-    """List what was handed over against this prescription, by which pharmacy, oldest first."""
-    records = await repository.dispenses_of_prescription(session, prescription_id, code=code)
-    lines = await repository.lines_of(
-        session, [r.id for r in records if r.id is not None], prescription_code=code
-    )
-    outlets = await registry.pharmacies_by_ids(session, sorted({r.pharmacy_id for r in records}))
-    found: list[PatientDispense] = []
-    for record in records:
-        outlet = outlets.get(record.pharmacy_id)
-        found.append(
-            PatientDispense(
-                pharmacy_name=outlet.name if outlet else "",
-                pharmacy_address=outlet.address if outlet else "",
-                created_at=record.created_at,
-                voided=record.voided_at is not None,
-                lines=[
-                    SoldLine(line.registration_no, line.quantity) for line in lines.get(record.id or 0, [])
-                ],
-            )
-        )
-    return found
-
-
-async def own_dispense_by_receipt(
-    session: AsyncSession, *, pharmacy: PharmacyRecord, receipt_no: str
-) -> DispenseView | None:
-    """This pharmacy's dispense with the short number printed on its receipt, if there is one."""
-    prefix = receipt_id_prefix(receipt_no)
-    if prefix is None:
-        return None
-    record = await repository.dispense_with_id_prefix(session, pharmacy_id=pharmacy.id, prefix=prefix)
-    if record is None or record.id is None:
-        return None
-    lines = (await repository.lines_of(session, [record.id])).get(record.id, [])
-    return _dispense_view(record, lines)
