@@ -8,25 +8,22 @@ from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.registry import repository
-from eprescribe.registry.exceptions import (
-    ClientNotFound,
-    InvalidClient,
-    InvalidTokenRequest,
-    RegistryConflict,
-    UnsupportedGrantType,
+from eprescribe.registry.credentials import (
+    TOKEN_FIELD_LIMITS,
+    authenticate,
+    current_admin,
+    current_facility,
+    current_pharmacy,
+    token_request,
 )
-from eprescribe.registry.models import (
-    AdminClient,
-    Facility,
-    Pharmacy,
-    Prescriber,
-)
+from eprescribe.registry.exceptions import ClientNotFound, RegistryConflict
+from eprescribe.registry.models import AdminClient, Facility, Pharmacy, Prescriber
 from eprescribe.registry.prescribers import (
     active_prescriber_at,
     add_prescriber_at,
@@ -56,18 +53,12 @@ from eprescribe.registry.schemas import (
     PharmacyRecord,
     Province,
 )
-from kit import throttle
-from kit.errors import Unauthorized, field_error
-from kit.fields import unsafe_reason
-from kit.runtime import Runtime
-from kit.security import ClientKind, Principal, SecretHasher, new_secret
+from kit.errors import field_error
+from kit.security import SecretHasher, new_secret
 from kit.time import utcnow
 
-if TYPE_CHECKING:
-    from kit.database import AnyRow
-
-# Prescribers live in their own module (eprescribe/registry/prescribers.py); other contexts
-# reach them here, through the registry's service.
+# Prescribers and client credentials live in modules of their own (prescribers.py,
+# credentials.py); other contexts reach them here, through the registry's service.
 __all__ = [
     "KIND_PREFIX",
     "TOKEN_FIELD_LIMITS",
@@ -139,111 +130,6 @@ TRANSITIONS = {
     StatusAction.REINSTATE: ({ClientStatus.SUSPENDED}, ClientStatus.ACTIVE),
     StatusAction.REVOKE: ({ClientStatus.ACTIVE, ClientStatus.SUSPENDED}, ClientStatus.REVOKED),
 }
-
-
-# ---- credentials --------------------------------------------------------------------------
-
-
-async def _client(
-    session: AsyncSession, kind: ClientKind, client_id: str
-) -> AdminClient | Facility | Pharmacy | None:
-    if kind is ClientKind.ADMIN:
-        return await repository.get_admin(session, client_id)
-    if kind is ClientKind.FACILITY:
-        return await repository.get_facility(session, client_id.upper())
-    return await repository.get_pharmacy(session, client_id.upper())
-
-
-def _client_id(client: AdminClient | Facility | Pharmacy) -> str:
-    if isinstance(client, AdminClient):
-        return client.client_id
-    if isinstance(client, Facility):
-        return client.facility_code
-    return client.connection_code
-
-
-async def authenticate(
-    session: AsyncSession,
-    runtime: Runtime,
-    kind: ClientKind,
-    client_id: str,
-    secret: str,
-    *,
-    address: str,
-    pace: throttle.Pace,
-) -> Principal:
-    """Check client credentials behind the guessing throttle, per (client id, address) and address.
-
-    The attempt is counted before the secret is checked (one atomic statement), so parallel
-    guesses cannot slip past the limit; past it the answer is 429 with Retry-After unless this
-    client signed in from this address lately. A right secret gives its attempt back: the owner
-    is never refused for a stranger's guesses from elsewhere.
-    """
-    client_id = client_id.strip()
-    attempt = await throttle.take_secret(
-        session, runtime.settings, client_id=client_id, address=address, pace=pace
-    )
-    client = await _client(session, kind, client_id)
-    ok = await runtime.hasher.verify(client.secret_hash if client else None, secret)
-    if client is None or not ok or client.status != ClientStatus.ACTIVE:
-        attempt.failed()
-        raise InvalidClient()
-    await attempt.succeeded()
-    return Principal(kind=kind, client_id=_client_id(client), credentials_version=client.credentials_version)
-
-
-CurrentT = TypeVar("CurrentT", bound="AnyRow | AdminClient")
-
-
-def _check_current(found: CurrentT | None, principal: Principal, expected: ClientKind) -> CurrentT:
-    """Refuse a client whose credentials were replaced or who is no longer active."""
-    if (
-        principal.kind is not expected
-        or found is None
-        or found.credentials_version != principal.credentials_version
-    ):
-        raise Unauthorized("These credentials were replaced or removed; request a new token")
-    if found.status != ClientStatus.ACTIVE:
-        raise Unauthorized(f"This client is {found.status}")
-    return found
-
-
-async def current_admin(session: AsyncSession, principal: Principal) -> AdminRecord:
-    """The health-department client a token acts for, re-checked now."""
-    found = (
-        await repository.get_admin(session, principal.client_id)
-        if principal.kind is ClientKind.ADMIN
-        else None
-    )
-    client = _check_current(found, principal, ClientKind.ADMIN)
-    return AdminRecord(client.client_id, client.name)
-
-
-async def current_facility(session: AsyncSession, principal: Principal) -> FacilityRecord:
-    """The facility a token or console session acts for, re-checked now (one round trip)."""
-    row = _check_current(
-        await repository.facility_row(session, principal.client_id), principal, ClientKind.FACILITY
-    )
-    return FacilityRecord(row.facility_code, row.name, row.province_code)
-
-
-async def current_pharmacy(session: AsyncSession, principal: Principal) -> PharmacyRecord:
-    """The pharmacy a token or console session acts for, re-checked now (one round trip)."""
-    row = _check_current(
-        await repository.pharmacy_row(session, principal.client_id), principal, ClientKind.PHARMACY
-    )
-    return PharmacyRecord(
-        id=row.id,
-        connection_code=row.connection_code,
-        name=row.name,
-        kind=row.kind,
-        province_code=row.province_code,
-        address=row.address,
-        latitude=row.latitude,
-        longitude=row.longitude,
-        controlled_licence=row.controlled_licence,
-        status=row.status,
-    )
 
 
 # ---- health-department clients --------------------------------------------------------------
@@ -493,32 +379,3 @@ def provinces() -> dict[str, Province]:
     source = resources.files("eprescribe.registry") / "data" / "provinces.csv"
     rows = csv.DictReader(io.StringIO(source.read_text(encoding="utf-8-sig")))
     return {r["province_code"]: Province(r["province_code"], r["name_vi"], r["name_en"]) for r in rows}
-
-
-# ---- token requests (RFC 6749 section 4.4) --------------------------------------------------
-
-TOKEN_FIELD_LIMITS = {"client_id": 200, "client_secret": 500}
-
-
-def token_request(
-    grant_type: str | None, client_id: str | None, client_secret: str | None
-) -> tuple[str, str]:
-    """The client id and secret of a well-formed client-credentials request; else the RFC's 400.
-
-    Wrong credentials stay 401 `invalid_client` (the contract); a request the server cannot read
-    is 400 `invalid_request`, another grant 400 `unsupported_grant_type`, both with
-    `error_description` (RFC 6749 section 5.2).
-    """
-    given = {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret}
-    for name, value in given.items():
-        if value is None or value == "":
-            raise InvalidTokenRequest(f"The request is missing {name}")
-        reason = unsafe_reason(value)
-        if reason is not None:
-            raise InvalidTokenRequest(f"{name} {reason}")
-        if len(value) > TOKEN_FIELD_LIMITS.get(name, 100):
-            raise InvalidTokenRequest(f"{name} is longer than {TOKEN_FIELD_LIMITS.get(name, 100)} characters")
-    if grant_type != "client_credentials":
-        raise UnsupportedGrantType()
-    assert client_id is not None and client_secret is not None
-    return client_id, client_secret
