@@ -1,7 +1,7 @@
 """`python -m bench`: the system under production-like load on PostgreSQL, beside its limit.
 
 1. a PostgreSQL cluster of its own under var/bench/pg (synchronous_commit=on), seeded once with
-   200,000 prescriptions and 1,000,000 price rows and reused between runs (bench/seed.py);
+   200,000 prescriptions and 1,000,000 price rows and reused between runs (bench/seed/);
 2. the system as production runs it: `erx.app:create_app` under uvicorn or granian, one worker per
    core, uvloop, httptools (bench/servers.py);
 3. wrk with Lua (bench/wrk/requests.lua) replaying requests built beforehand: signed bodies and

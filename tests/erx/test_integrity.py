@@ -203,7 +203,7 @@ class TestTheBenchWritesTheSameChain:
     def test_the_seeds_first_link_is_kit_audits(self) -> None:
         from datetime import UTC, datetime
 
-        from bench.seed import _first_link
+        from bench.seed.prescriptions import first_link
 
         entry: dict[str, Any] = {
             "at": datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC),
@@ -212,7 +212,7 @@ class TestTheBenchWritesTheSameChain:
             "actor_code": "01001",
             "action": "create",
         }
-        assert _first_link(entry) == audit.chain_hash(
+        assert first_link(entry) == audit.chain_hash(
             "", 1, audit.content_digest(**entry, client_address=None)
         )
 
