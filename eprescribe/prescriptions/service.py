@@ -1,21 +1,34 @@
 """Rules of prescriptions once stored: reading, cancelling, the access log, and the quantity
-ledger that dispensing moves. No HTTP here, and nothing commits."""
+ledger that dispensing moves. No HTTP here, and nothing commits.
+
+The patient's side lives in `patients.py`, the row-to-record mapping in `records.py`; other
+contexts reach both here, through the service."""
 
 from __future__ import annotations
 
-import base64
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from eprescribe.prescriptions import codes, qr, repository, stored_signatures
 from eprescribe.prescriptions.exceptions import PrescriptionConflict, PrescriptionNotFound
 from eprescribe.prescriptions.models import Prescription, PrescriptionItem
+from eprescribe.prescriptions.patients import (
+    ACCESS_KEY_LENGTH,
+    PatientQuery,
+    access_entries,
+    access_key_matches,
+    open_for_patient,
+    patient_access_key,
+    patient_history,
+    patient_link,
+    read_for_patient,
+    shown_access_key,
+)
 from eprescribe.prescriptions.policy import age_in_months
+from eprescribe.prescriptions.records import find, from_rows, header_record
 from eprescribe.prescriptions.reference import (
     canonical_code,
     code_from_scanned,
@@ -26,8 +39,6 @@ from eprescribe.prescriptions.reference import (
 )
 from eprescribe.prescriptions.schemas import (
     DISPENSABLE,
-    Line,
-    PatientRecord,
     PrescriptionRecord,
     PrescriptionStatus,
     status_at,
@@ -39,13 +50,10 @@ from eprescribe.registry.schemas import FacilityRecord, PrescriberRecord
 from kit import audit
 from kit.audit import AccessAction, ActorKind, Refusal
 from kit.security import KeyRing
-from kit.text import match_key
 from kit.time import utcnow
 
-if TYPE_CHECKING:
-    from kit.database import AnyRow
-
 __all__ = [
+    "ACCESS_KEY_LENGTH",
     "CONTRACT_FORM",
     "FacilityRead",
     "LedgerMove",
@@ -82,66 +90,6 @@ __all__ = [
     "submit",
     "submit_mapped",
 ]
-
-
-HEADER_WIDTH = len(repository.HEADER)
-
-
-def _line_of(c: tuple[Any, ...]) -> Line:
-    return Line(
-        line_no=c[0],
-        active_ingredient=c[1],
-        strength=c[2],
-        dosage_form=c[3],
-        registration_no=c[4],
-        quantity=c[5],
-        unit=c[6],
-        instructions=c[7],
-        days_supply=c[8],
-        dispensed=c[9],
-        remaining=c[10],
-        key=(c[11], c[12], c[13]),
-    )
-
-
-def _from_rows(rows: list[AnyRow]) -> PrescriptionRecord | None:
-    """A record from the joined header-and-lines rows of `repository.with_lines`."""
-    if not rows:
-        return None
-    return _header(tuple(rows[0]), tuple(_line_of(tuple(r[HEADER_WIDTH:])) for r in rows))
-
-
-def _header(h: tuple[Any, ...], lines: tuple[Line, ...]) -> PrescriptionRecord:
-    return PrescriptionRecord(
-        id=h[0],
-        code=h[1],
-        kind=h[2],
-        status=h[3],
-        facility_code=h[4],
-        prescriber_id=h[5],
-        prescriber_name=h[6],
-        facility_name=h[7],
-        issued_at=h[8],
-        valid_until=h[9],
-        replaces_code=h[10],
-        replaced_by_code=h[11],
-        patient=PatientRecord(
-            full_name=h[12],
-            date_of_birth=h[13],
-            gender=h[14],
-            national_id=h[15],
-            insurance_no=h[16],
-            weight_kg=h[17],
-            phone=h[18],
-            address=h[19],
-            guardian=h[20],
-        ),
-        diagnoses=h[21],
-        notes=h[22],
-        follow_up_date=h[23],
-        sensitive=h[24],
-        lines=lines,
-    )
 
 
 # ---- the issuing facility ---------------------------------------------------------------------
@@ -267,7 +215,7 @@ async def recent_for_prescriber(
     The list shows each patient's name, so each shown prescription gets an access-log entry.
     """
     found = [
-        _header(tuple(h), ())
+        header_record(tuple(h), ())
         for h in await repository.recent_headers(session, prescriber_id, facility.facility_code, limit)
     ]
     now = utcnow()
@@ -285,11 +233,6 @@ async def recent_for_prescriber(
 
 
 # ---- pharmacies: finding, checking the QR, and the quantity ledger ------------------------------
-
-
-async def find(session: AsyncSession, code: str) -> PrescriptionRecord | None:
-    """The prescription with this canonical code, whoever asks (the caller decides who may see it)."""
-    return _from_rows(await repository.with_lines(session, code))
 
 
 async def line_ids(session: AsyncSession, found: PrescriptionRecord) -> dict[int, int]:
@@ -316,7 +259,7 @@ async def lock(session: AsyncSession, code: str) -> PrescriptionRecord | None:
     lock, and the lines returned are the ones the ledger then moves. The caller checks whether
     the status still allows what it is about to do (`dispensable`).
     """
-    return _from_rows(await repository.with_lines(session, code, lock=True))
+    return from_rows(await repository.with_lines(session, code, lock=True))
 
 
 def dispensable(found: PrescriptionRecord, now: datetime) -> bool:
@@ -362,138 +305,5 @@ async def move_quantities(
     return LedgerMove(status=status.value, balances=balances)
 
 
-# ---- the patient --------------------------------------------------------------------------------
-
-
 check_stored_signatures = stored_signatures.check_stored
 CONTRACT_FORM = stored_signatures.CONTRACT.name
-
-# The patient's access key: 12 characters of base32 (60 bits), printed only on the patient's
-# paper and in its link; a pharmacy's lookup never shows it.
-ACCESS_KEY_LENGTH = 12
-_ACCESS_KEY_PURPOSE = "patient-access"
-
-
-def patient_access_key(keyring: KeyRing, code: str) -> str:
-    """The access key of a prescription's patient page (derived, so the paper can be reprinted)."""
-    digest = keyring.derive(_ACCESS_KEY_PURPOSE, code)
-    return base64.b32encode(digest).decode()[:ACCESS_KEY_LENGTH]
-
-
-def shown_access_key(key: str) -> str:
-    """`ABCDEFGHJKLM` -> `ABCD-EFGH-JKLM`, easier to read off the paper."""
-    return "-".join(key[i : i + 4] for i in range(0, len(key), 4))
-
-
-def access_key_matches(keyring: KeyRing, code: str, typed: str) -> bool:
-    """Whether a typed or linked key is this prescription's (spaces, dashes and case ignored)."""
-    cleaned = "".join(ch for ch in typed.upper() if ch.isalnum())
-    return hmac.compare_digest(cleaned.encode(), patient_access_key(keyring, code).encode())
-
-
-def patient_link(base_url: str, keyring: KeyRing, code: str) -> str:
-    """The patient's own page of a prescription, key included (the QR on the patient's paper)."""
-    return f"{base_url.rstrip('/')}/rx/{code}?k={patient_access_key(keyring, code)}"
-
-
-async def open_for_patient(
-    session: AsyncSession, code_text: str, date_of_birth: date, *, address: str | None
-) -> PrescriptionRecord | None:
-    """Return the prescription when the date of birth matches its patient's; log each try.
-
-    The code and the date of birth together are the patient's secret: a wrong date and an
-    unknown code get the same answer (None).
-    """
-    code = codes.canonical(code_text)
-    found = await find(session, code) if code is not None else None
-    if found is None:
-        return None
-    matches = found.patient.date_of_birth == date_of_birth
-    await audit.record_access(
-        session,
-        prescription_code=found.code,
-        actor_kind=ActorKind.PATIENT,
-        actor_code=ActorKind.PATIENT.value,
-        action=AccessAction.PATIENT_SIGN_IN
-        if matches
-        else audit.refused(AccessAction.PATIENT_SIGN_IN, Refusal.DENIED),
-        client_address=address,
-    )
-    return found if matches else None
-
-
-async def read_for_patient(
-    session: AsyncSession, code: str, *, address: str | None
-) -> PrescriptionRecord | None:
-    """Read the patient's own prescription (after open_for_patient) and write it to the access log."""
-    found = await find(session, code)
-    if found is None:
-        return None
-    await audit.record_access(
-        session,
-        prescription_code=found.code,
-        actor_kind=ActorKind.PATIENT,
-        actor_code=ActorKind.PATIENT.value,
-        action=AccessAction.PATIENT_VIEW,
-        client_address=address,
-    )
-    return found
-
-
-async def access_entries(session: AsyncSession, code: str) -> list[audit.AccessLogEntry]:
-    """Who read or changed this prescription (the caller has already logged its own read)."""
-    return await audit.entries_for(session, code)
-
-
-# ---- the prescriber console: a patient's earlier prescriptions ------------------------------------
-
-
-@dataclass(frozen=True)
-class PatientQuery:
-    """Who to look for: a citizen ID, an insurance number, or a full name with the date of birth."""
-
-    national_id: str | None = None
-    insurance_no: str | None = None
-    full_name: str | None = None
-    date_of_birth: date | None = None
-
-
-async def patient_history(
-    session: AsyncSession,
-    facility: FacilityRecord,
-    query: PatientQuery,
-    *,
-    address: str | None,
-    limit: int = 50,
-) -> list[PrescriptionRecord]:
-    """This facility's prescriptions of one patient, newest first; each one listed is logged.
-
-    Only the facility's own prescriptions are searched: another facility's never show, so the
-    search is not a way to read the national record.
-    """
-    if query.national_id:
-        found = await repository.prescriptions_of_patient(
-            session, facility.facility_code, national_id=query.national_id, limit=limit
-        )
-    elif query.insurance_no:
-        found = await repository.prescriptions_of_patient(
-            session, facility.facility_code, insurance_no=query.insurance_no.upper(), limit=limit
-        )
-    elif query.full_name and query.date_of_birth:
-        wanted = match_key(query.full_name)
-        same_day = await repository.prescriptions_of_patient(
-            session, facility.facility_code, date_of_birth=query.date_of_birth, limit=limit * 4
-        )
-        found = [p for p in same_day if match_key(p.patient_full_name) == wanted][:limit]
-    else:
-        return []
-    for prescription in found:
-        await audit.record_access(
-            session,
-            prescription_code=prescription.code,
-            actor_kind=ActorKind.FACILITY,
-            actor_code=facility.facility_code,
-            action=AccessAction.PATIENT_SEARCH,
-            client_address=address,
-        )
-    return [_header(tuple(p), ()) for p in found]
